@@ -1,0 +1,38 @@
+"""Project-wide DRF plumbing: pagination and the one exception handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import ProtectedError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from bursar.errors import DomainError
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(exc.as_dict(), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        # A model's full_clean() inside a service: report it like a serializer would.
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        return Response(detail, status=400)
+    if isinstance(exc, ProtectedError):
+        names = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+        return Response(
+            {
+                "detail": f"still referenced by {', '.join(names)}; remove those first",
+                "code": "conflict",
+            },
+            status=409,
+        )
+    return drf_exception_handler(exc, context)

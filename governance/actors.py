@@ -1,0 +1,36 @@
+"""Who is making a change, as recorded in the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from governance.models import ApiToken
+from governance.models.audit import AuditVia
+
+
+@dataclass(frozen=True)
+class Actor:
+    label: str
+    via: str
+    user_id: int | None = None
+    api_token_id: int | None = None
+    ip: str | None = None
+
+    @classmethod
+    def command(cls, name: str) -> Actor:
+        return cls(label=f"command:{name}", via=AuditVia.COMMAND)
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        return cls(label=f"system:{name}", via=AuditVia.SYSTEM)
+
+
+def actor_from_request(request: Any, *, via: str) -> Actor:
+    """The actor behind an HTTP request: its API token if it used one, else its user."""
+    ip = request.META.get("REMOTE_ADDR") or None
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, ApiToken):
+        return Actor(label=f"token:{auth.name}", via=via, user_id=auth.user_id, api_token_id=auth.pk, ip=ip)
+    user = request.user
+    return Actor(label=f"user:{user.get_username()}", via=via, user_id=user.pk, ip=ip)

@@ -1,0 +1,22 @@
+"""DRF permission classes: thin adapters over ``governance.permissions``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+
+from governance.permissions import Roles, roles_for
+
+
+class RoleRule(BasePermission):
+    """Checks the view's ``read_rule`` for safe methods and ``write_rule`` otherwise."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not request.user or not request.user.is_authenticated:
+            return False
+        roles = roles_for(request.user, request.auth)
+        rule: Callable[[Roles], bool] = view.read_rule if request.method in SAFE_METHODS else view.write_rule
+        return rule(roles)

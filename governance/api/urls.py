@@ -1,0 +1,13 @@
+from rest_framework.routers import DefaultRouter
+
+from governance.api import views
+
+router = DefaultRouter(trailing_slash=True)
+router.register("customers", views.CustomerViewSet, basename="customer")
+router.register("teams", views.TeamViewSet, basename="team")
+router.register("virtual-keys", views.VirtualKeyViewSet, basename="virtual-key")
+router.register("budgets", views.BudgetViewSet, basename="budget")
+router.register("api-tokens", views.ApiTokenViewSet, basename="api-token")
+router.register("audit", views.AuditViewSet, basename="audit")
+
+urlpatterns = router.urls

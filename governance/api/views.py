@@ -1,0 +1,253 @@
+"""REST endpoints for governance: validate → call a service or selector → serialize."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from governance import permissions, selectors
+from governance.actors import Actor, actor_from_request
+from governance.api import serializers as s
+from governance.api.permissions import RoleRule
+from governance.models import ApiToken, AuditEntry, Budget, Customer, Team, VirtualKey
+from governance.services import api_tokens, budgets, organization, virtual_keys
+
+
+class ServiceViewSet(viewsets.GenericViewSet[Any]):
+    """Lists and reads through a selector; every write goes to a service.
+
+    Subclasses name their selector, serializers and the service calls.
+    """
+
+    permission_classes = [RoleRule]
+    lookup_value_regex = r"\d+"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    read_serializer: type[BaseSerializer[Any]]
+    write_serializer: type[BaseSerializer[Any]]
+    read_rule = staticmethod(permissions.can_view_organization)
+    write_rule = staticmethod(permissions.can_manage_governance)
+
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
+        if self.action in ("create", "partial_update"):
+            return self.write_serializer
+        return self.read_serializer
+
+    def actor(self) -> Actor:
+        return actor_from_request(self.request, via="api")
+
+    def validated(self, *, partial: bool = False) -> BaseSerializer[Any]:
+        serializer = self.write_serializer(data=self.request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return serializer
+
+    def respond(
+        self, instance: Any, *, code: int = status.HTTP_200_OK, serializer: type[BaseSerializer[Any]] | None = None
+    ) -> Response:
+        return Response((serializer or self.read_serializer)(instance).data, status=code)
+
+
+class CustomerFilter(django_filters.FilterSet):
+    class Meta:
+        model = Customer
+        fields = ["external_id", "currency"]
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.CustomerWriteSerializer, responses={201: s.CustomerSerializer}),
+    partial_update=extend_schema(request=s.CustomerWriteSerializer, responses=s.CustomerSerializer),
+)
+class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    read_serializer = s.CustomerSerializer
+    write_serializer = s.CustomerWriteSerializer
+    filterset_class = CustomerFilter
+    search_fields = ["external_id", "name"]
+    ordering_fields = ["name", "external_id", "created_at"]
+
+    def get_queryset(self) -> QuerySet[Customer]:
+        return selectors.list_customers()
+
+    def create(self, request: Request) -> Response:
+        customer = organization.create_customer(actor=self.actor(), **self.validated().validated_data)
+        return self.respond(customer, code=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        changes = self.validated(partial=True).validated_data
+        customer = organization.update_customer(actor=self.actor(), customer=self.get_object(), changes=changes)
+        return self.respond(customer)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        organization.delete_customer(actor=self.actor(), customer=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.TeamWriteSerializer, responses={201: s.TeamSerializer}),
+    partial_update=extend_schema(request=s.TeamWriteSerializer, responses=s.TeamSerializer),
+)
+class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    read_serializer = s.TeamSerializer
+    write_serializer = s.TeamWriteSerializer
+    filterset_fields = ["slug", "customer"]
+    search_fields = ["slug", "name"]
+    ordering_fields = ["slug", "name", "created_at"]
+
+    def get_queryset(self) -> QuerySet[Team]:
+        return selectors.list_teams()
+
+    def create(self, request: Request) -> Response:
+        team = organization.create_team(actor=self.actor(), **self.validated().validated_data)
+        return self.respond(team, code=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        changes = self.validated(partial=True).validated_data
+        return self.respond(organization.update_team(actor=self.actor(), team=self.get_object(), changes=changes))
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        organization.delete_team(actor=self.actor(), team=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.VirtualKeyWriteSerializer, responses={201: s.IssuedVirtualKeySerializer}),
+    partial_update=extend_schema(request=s.VirtualKeyWriteSerializer, responses=s.VirtualKeySerializer),
+    rotate=extend_schema(request=s.RotateSerializer, responses=s.IssuedVirtualKeySerializer),
+    revoke=extend_schema(request=None, responses=s.VirtualKeySerializer),
+)
+class VirtualKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    read_serializer = s.VirtualKeySerializer
+    write_serializer = s.VirtualKeyWriteSerializer
+    read_rule = staticmethod(permissions.can_view_virtual_keys)
+    filterset_fields = ["team", "customer", "status", "public_id"]
+    search_fields = ["name", "public_id", "secret_prefix"]
+    ordering_fields = ["name", "created_at", "expires_at"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[VirtualKey]:
+        return selectors.list_virtual_keys()
+
+    def create(self, request: Request) -> Response:
+        serializer = self.validated()
+        assert isinstance(serializer, s.VirtualKeyWriteSerializer)
+        issued = virtual_keys.issue_virtual_key(
+            actor=self.actor(), now=timezone.now(), **serializer.to_service_kwargs()
+        )
+        return self._respond_issued(issued, code=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        serializer = self.validated(partial=True)
+        assert isinstance(serializer, s.VirtualKeyWriteSerializer)
+        key = virtual_keys.update_virtual_key(
+            actor=self.actor(), key=self.get_object(), changes=serializer.to_service_kwargs(), now=timezone.now()
+        )
+        return self.respond(key)
+
+    @action(detail=True, methods=["post"])
+    def rotate(self, request: Request, pk: str) -> Response:
+        body = s.RotateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        grace = timedelta(seconds=body.validated_data["grace_seconds"])
+        issued = virtual_keys.rotate_virtual_key(
+            actor=self.actor(), key=self.get_object(), grace=grace, now=timezone.now()
+        )
+        return self._respond_issued(issued)
+
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        return self.respond(
+            virtual_keys.revoke_virtual_key(actor=self.actor(), key=self.get_object(), now=timezone.now())
+        )
+
+    def _respond_issued(self, issued: virtual_keys.IssuedSecret, *, code: int = status.HTTP_200_OK) -> Response:
+        data = dict(s.VirtualKeySerializer(issued.key).data)
+        data["secret"] = issued.secret
+        return Response(data, status=code)
+
+
+class BudgetFilter(django_filters.FilterSet):
+    class Meta:
+        model = Budget
+        fields = ["scope_type", "customer", "team", "virtual_key", "period", "currency", "hard_cap"]
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.BudgetWriteSerializer, responses={201: s.BudgetSerializer}),
+    partial_update=extend_schema(request=s.BudgetWriteSerializer, responses=s.BudgetSerializer),
+)
+class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    read_serializer = s.BudgetSerializer
+    write_serializer = s.BudgetWriteSerializer
+    filterset_class = BudgetFilter
+    ordering_fields = ["amount", "created_at"]
+
+    def get_queryset(self) -> QuerySet[Budget]:
+        return selectors.list_budgets()
+
+    def create(self, request: Request) -> Response:
+        budget = budgets.create_budget(actor=self.actor(), **self.validated().validated_data)
+        return self.respond(budget, code=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        changes = self.validated(partial=True).validated_data
+        return self.respond(budgets.update_budget(actor=self.actor(), budget=self.get_object(), changes=changes))
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        budgets.delete_budget(actor=self.actor(), budget=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.ApiTokenWriteSerializer, responses={201: s.IssuedApiTokenSerializer}),
+    revoke=extend_schema(request=None, responses=s.ApiTokenSerializer),
+)
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    read_serializer = s.ApiTokenSerializer
+    write_serializer = s.ApiTokenWriteSerializer
+    read_rule = staticmethod(permissions.can_manage_api_tokens)
+    write_rule = staticmethod(permissions.can_manage_api_tokens)
+    filterset_fields = ["role", "user"]
+    search_fields = ["name", "prefix"]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[ApiToken]:
+        return selectors.list_api_tokens()
+
+    def create(self, request: Request) -> Response:
+        issued = api_tokens.create_api_token(actor=self.actor(), **self.validated().validated_data)
+        data = dict(s.ApiTokenSerializer(issued.token).data)
+        data["token"] = issued.secret
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        token = api_tokens.revoke_api_token(actor=self.actor(), token=self.get_object(), now=timezone.now())
+        return self.respond(token)
+
+
+class AuditFilter(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+
+    class Meta:
+        model = AuditEntry
+        fields = ["action", "object_type", "object_id", "actor", "via"]
+
+
+class AuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    read_serializer = s.AuditEntrySerializer
+    read_rule = staticmethod(permissions.can_view_audit)
+    filterset_class = AuditFilter
+    search_fields = ["actor", "action", "object_repr"]
+    http_method_names = ["get", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[AuditEntry]:
+        return selectors.list_audit_entries()

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from governance.actors import Actor
+from governance.models import Budget, Customer, Role
+from governance.services.budgets import create_budget
+from governance.services.organization import create_customer, create_team
+from governance.services.users import create_user
+from governance.services.virtual_keys import issue_virtual_key
+
+CUSTOMERS = [
+    ("acme_corp", "Acme Corp", "USD", "15"),
+    ("globex", "Globex", "USD", "10"),
+    ("initech", "Initech", "EUR", "0"),
+    ("umbrella", "Umbrella Health", "USD", "25"),
+    ("hooli", "Hooli", "GBP", "5"),
+]
+TEAMS = [
+    ("acme-support", "Acme support bot", "acme_corp"),
+    ("acme-search", "Acme search", "acme_corp"),
+    ("globex-catalog", "Globex catalog enrichment", "globex"),
+    ("initech-reports", "Initech reporting", "initech"),
+    ("umbrella-triage", "Umbrella triage", "umbrella"),
+    ("hooli-assist", "Hooli assistant", "hooli"),
+    ("research", "Internal research", None),
+    ("platform", "Platform engineering", None),
+]
+KEYS = [
+    ("acme support prod", "acme-support", ["openai/gpt-4o-mini", "anthropic/*"], 600),
+    ("acme support staging", "acme-support", ["openai/gpt-4o-mini"], 60),
+    ("acme search reranker", "acme-search", ["cohere/*", "openai/text-embedding-3-small"], 1200),
+    ("globex catalog batch", "globex-catalog", ["openai/*"], 300),
+    ("initech monthly reports", "initech-reports", ["anthropic/claude-sonnet-4*"], 30),
+    ("umbrella triage", "umbrella-triage", ["google/gemini-2.5-flash", "openai/gpt-4o-mini"], 120),
+    ("hooli assistant", "hooli-assist", [], 900),
+    ("research notebooks", "research", [], None),
+    ("platform evals", "platform", ["openai/*", "anthropic/*", "google/*"], 240),
+]
+USERS = [("admin", Role.ADMIN), ("finance", Role.FINANCE), ("viewer", Role.VIEWER)]
+DEMO_PASSWORD = "bursar-demo"  # noqa: S105  (local demo accounts, printed on purpose)
+
+
+class Command(BaseCommand):
+    help = "Load demo customers, teams, keys, budgets and users (skipped if already loaded)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--quiet", action="store_true")
+
+    @transaction.atomic
+    def handle(self, *args: Any, quiet: bool = False, **options: Any) -> None:
+        if Customer.objects.filter(external_id=CUSTOMERS[0][0]).exists():
+            if not quiet:
+                self.stdout.write("demo data already loaded")
+            return
+        actor = Actor.command("seed_demo")
+        now = timezone.now()
+        customers = {
+            external_id: create_customer(
+                actor=actor, external_id=external_id, name=name, currency=currency, markup_percent=Decimal(markup)
+            )
+            for external_id, name, currency, markup in CUSTOMERS
+        }
+        teams = {
+            slug: create_team(actor=actor, slug=slug, name=name, customer=customers[owner] if owner else None)
+            for slug, name, owner in TEAMS
+        }
+        for name, team_slug, allowed, rpm in KEYS:
+            issued = issue_virtual_key(
+                actor=actor,
+                name=name,
+                now=now,
+                team=teams[team_slug],
+                allowed_models=allowed,
+                requests_per_minute=rpm,
+                expires_at=now + timedelta(days=180) if "staging" in name else None,
+            )
+            if name == "acme support prod":
+                create_budget(
+                    actor=actor,
+                    scope_type="virtual_key",
+                    scope_id=issued.key.pk,
+                    amount=Decimal("400"),
+                    period="monthly",
+                )
+        create_budget(
+            actor=actor,
+            scope_type="organization",
+            scope_id=None,
+            amount=Decimal("25000"),
+            period="monthly",
+            soft_thresholds=[50, 80, 90],
+        )
+        create_budget(
+            actor=actor,
+            scope_type="customer",
+            scope_id=customers["acme_corp"].pk,
+            amount=Decimal("4000"),
+            period="monthly",
+            timezone="America/New_York",
+        )
+        create_budget(
+            actor=actor,
+            scope_type="customer",
+            scope_id=customers["globex"].pk,
+            amount=Decimal("150"),
+            period="daily",
+            hard_cap=False,
+        )
+        create_budget(
+            actor=actor,
+            scope_type="customer",
+            scope_id=customers["initech"].pk,
+            amount=Decimal("2000"),
+            currency="EUR",
+            period="monthly",
+            timezone="Europe/Paris",
+        )
+        create_budget(
+            actor=actor,
+            scope_type="team",
+            scope_id=teams["research"].pk,
+            amount=Decimal("1500"),
+            period="weekly",
+            soft_thresholds=[75],
+        )
+        create_budget(
+            actor=actor,
+            scope_type="team",
+            scope_id=teams["umbrella-triage"].pk,
+            amount=Decimal("9000"),
+            period="quarterly",
+        )
+
+        for username, role in USERS:
+            create_user(
+                actor=actor, username=username, email=f"{username}@example.com", password=DEMO_PASSWORD, role=role
+            )
+        if not quiet:
+            self.stdout.write(
+                f"demo data loaded: {len(customers)} customers, {len(teams)} teams, {len(KEYS)} keys, "
+                f"{Budget.objects.count()} budgets; "
+                f"sign in as {', '.join(name for name, _ in USERS)} with password {DEMO_PASSWORD!r}"
+            )

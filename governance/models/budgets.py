@@ -1,0 +1,66 @@
+from django.db import models
+from django.db.models import Q
+
+from governance.models.organization import Customer, Team, currency_validator
+
+
+class BudgetScope(models.TextChoices):
+    ORGANIZATION = "organization"
+    CUSTOMER = "customer"
+    TEAM = "team"
+    VIRTUAL_KEY = "virtual_key"
+
+
+class BudgetPeriodKind(models.TextChoices):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    QUARTERLY = "quarterly"
+    YEARLY = "yearly"
+
+
+class Budget(models.Model):
+    """A spending limit on one scope, per calendar period in the budget's timezone.
+
+    The scope is a real foreign key (one of three, or none for the organization), so a
+    budget can never point at something that does not exist.
+    """
+
+    scope_type = models.CharField(max_length=16, choices=BudgetScope.choices)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="budgets")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="budgets")
+    virtual_key = models.ForeignKey(
+        "governance.VirtualKey", null=True, blank=True, on_delete=models.PROTECT, related_name="budgets"
+    )
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_validator])
+    period = models.CharField(max_length=16, choices=BudgetPeriodKind.choices, default=BudgetPeriodKind.MONTHLY)
+    timezone = models.CharField(max_length=64, default="UTC")
+    soft_thresholds = models.JSONField(default=list, blank=True)
+    hard_cap = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="budget_amount_positive"),
+            models.CheckConstraint(
+                condition=(
+                    Q(scope_type="organization", customer__isnull=True, team__isnull=True, virtual_key__isnull=True)
+                    | Q(scope_type="customer", customer__isnull=False, team__isnull=True, virtual_key__isnull=True)
+                    | Q(scope_type="team", customer__isnull=True, team__isnull=False, virtual_key__isnull=True)
+                    | Q(scope_type="virtual_key", customer__isnull=True, team__isnull=True, virtual_key__isnull=False)
+                ),
+                name="budget_scope_matches_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"budget {self.pk}: {self.amount} {self.currency} {self.period} on {self.scope_type} {self.scope_id or ''}"
+        )
+
+    @property
+    def scope_id(self) -> int | None:
+        return self.customer_id or self.team_id or self.virtual_key_id

@@ -1,0 +1,54 @@
+"""Every role rule in one place, used by DRF permission classes and page views alike.
+
+Roles: ``admin`` changes everything; ``finance`` reads spend, customers, teams and
+budgets but not keys or tokens; ``viewer`` reads governance objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from governance.models import ApiToken, Role
+
+Roles = frozenset[str]
+
+
+def roles_for(user: Any, auth: Any = None) -> Roles:
+    """The roles a request acts with: an API token's own role, else the user's grants."""
+    if isinstance(auth, ApiToken):
+        return frozenset({auth.role})
+    if user is None or not user.is_authenticated:
+        return frozenset()
+    if not hasattr(user, "_bursar_roles"):
+        granted = set(user.role_grants.values_list("role", flat=True))
+        if user.is_superuser:
+            granted.add(Role.ADMIN)
+        user._bursar_roles = frozenset(granted)
+    roles: Roles = user._bursar_roles
+    return roles
+
+
+def can_view_organization(roles: Roles) -> bool:
+    """Customers, teams and budgets."""
+    return bool(roles & {Role.ADMIN, Role.FINANCE, Role.VIEWER})
+
+
+def can_view_virtual_keys(roles: Roles) -> bool:
+    return bool(roles & {Role.ADMIN, Role.VIEWER})
+
+
+def can_manage_governance(roles: Roles) -> bool:
+    """Create, change and delete customers, teams, keys and budgets."""
+    return Role.ADMIN in roles
+
+
+def can_view_audit(roles: Roles) -> bool:
+    return Role.ADMIN in roles
+
+
+def can_manage_api_tokens(roles: Roles) -> bool:
+    return Role.ADMIN in roles
+
+
+def can_use_dashboard(roles: Roles) -> bool:
+    return bool(roles)

@@ -1,0 +1,32 @@
+"""Shared by the update services: apply a partial change and audit before/after."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import models
+
+from governance.actors import Actor
+from governance.services.audit import record_audit, snapshot
+
+
+def save_changes(
+    *, actor: Actor, action: str, instance: models.Model, changes: Mapping[str, Any], audited_fields: tuple[str, ...]
+) -> models.Model:
+    """Set ``changes`` on ``instance``, save it and audit it; no entry when nothing changed.
+
+    Side effects: updates the row and writes one AuditEntry when a value changed.
+    """
+    unknown = set(changes) - set(audited_fields)
+    if unknown:
+        raise ValueError(f"not updatable: {sorted(unknown)}")
+    before = snapshot(instance, audited_fields)
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    after = snapshot(instance, audited_fields)
+    if before != after:
+        instance.full_clean()
+        instance.save()
+        record_audit(actor=actor, action=action, instance=instance, before=before, after=after)
+    return instance

@@ -1,0 +1,110 @@
+"""Writes for customers and teams."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from bursar.errors import Conflict
+from governance.actors import Actor
+from governance.models import Customer, Team
+from governance.services._changes import save_changes
+from governance.services.audit import record_audit, snapshot
+
+CUSTOMER_FIELDS = ("external_id", "name", "currency", "markup_percent")
+TEAM_FIELDS = ("slug", "name", "customer")
+
+
+@transaction.atomic
+def create_customer(
+    *, actor: Actor, external_id: str, name: str, currency: str = "USD", markup_percent: Decimal = Decimal("0")
+) -> Customer:
+    """Create a customer.
+
+    Side effects: one Customer row, one AuditEntry.
+    """
+    customer = Customer(external_id=external_id, name=name, currency=currency, markup_percent=markup_percent)
+    customer.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            customer.save()
+    except IntegrityError:
+        raise Conflict(f"a customer with external_id {external_id!r} already exists", field="external_id") from None
+    record_audit(
+        actor=actor, action="customer.create", instance=customer, before=None, after=snapshot(customer, CUSTOMER_FIELDS)
+    )
+    return customer
+
+
+@transaction.atomic
+def update_customer(*, actor: Actor, customer: Customer, changes: dict[str, Any]) -> Customer:
+    """Change a customer's fields.
+
+    Side effects: updates the Customer row; one AuditEntry when something changed.
+    """
+    try:
+        with transaction.atomic():
+            save_changes(
+                actor=actor,
+                action="customer.update",
+                instance=customer,
+                changes=changes,
+                audited_fields=CUSTOMER_FIELDS,
+            )
+    except IntegrityError:
+        raise Conflict("a customer with this external_id already exists", field="external_id") from None
+    return customer
+
+
+@transaction.atomic
+def delete_customer(*, actor: Actor, customer: Customer) -> None:
+    """Delete a customer that no team, key or budget refers to (else ProtectedError → 409).
+
+    Side effects: deletes the Customer row; one AuditEntry.
+    """
+    before = snapshot(customer, CUSTOMER_FIELDS)
+    record_audit(actor=actor, action="customer.delete", instance=customer, before=before, after=None)
+    customer.delete()
+
+
+@transaction.atomic
+def create_team(*, actor: Actor, slug: str, name: str, customer: Customer | None = None) -> Team:
+    """Create a team, optionally working for one customer.
+
+    Side effects: one Team row, one AuditEntry.
+    """
+    team = Team(slug=slug, name=name, customer=customer)
+    team.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            team.save()
+    except IntegrityError:
+        raise Conflict(f"a team with slug {slug!r} already exists", field="slug") from None
+    record_audit(actor=actor, action="team.create", instance=team, before=None, after=snapshot(team, TEAM_FIELDS))
+    return team
+
+
+@transaction.atomic
+def update_team(*, actor: Actor, team: Team, changes: dict[str, Any]) -> Team:
+    """Change a team's fields.
+
+    Side effects: updates the Team row; one AuditEntry when something changed.
+    """
+    try:
+        with transaction.atomic():
+            save_changes(actor=actor, action="team.update", instance=team, changes=changes, audited_fields=TEAM_FIELDS)
+    except IntegrityError:
+        raise Conflict("a team with this slug already exists", field="slug") from None
+    return team
+
+
+@transaction.atomic
+def delete_team(*, actor: Actor, team: Team) -> None:
+    """Delete a team that no key or budget refers to (else ProtectedError → 409).
+
+    Side effects: deletes the Team row; one AuditEntry.
+    """
+    record_audit(actor=actor, action="team.delete", instance=team, before=snapshot(team, TEAM_FIELDS), after=None)
+    team.delete()
