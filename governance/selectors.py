@@ -47,6 +47,20 @@ def get_usable_api_token(*, secret: str, now: datetime) -> ApiToken | None:
     )
 
 
+def get_virtual_key_for_secret(*, secret: str, now: datetime) -> VirtualKey | None:
+    """The key a presented secret opens: its current secret, or the previous one while
+    the rotation grace window lasts. Status is the caller's to check."""
+    digest = sha256_hex(secret)
+    return (
+        VirtualKey.objects.select_related("team", "customer")
+        .filter(
+            Q(secret_sha256=digest)
+            | Q(previous_secret_sha256=digest, previous_secret_expires_at__gt=now)
+        )
+        .first()
+    )
+
+
 @dataclass(frozen=True)
 class GovernanceSummary:
     customers: int

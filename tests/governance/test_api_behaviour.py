@@ -1,0 +1,244 @@
+"""What a client sees: validation, conflicts, secrets shown once, lists, schema."""
+
+from __future__ import annotations
+
+import pytest
+
+from governance.models import AuditEntry, Budget, Customer, Team, VirtualKey
+from tests.factories import make_budget, make_customer, make_key, make_team
+
+pytestmark = pytest.mark.django_db
+
+
+def counts() -> tuple[int, ...]:
+    return tuple(model.objects.count() for model in (Customer, Team, VirtualKey, Budget, AuditEntry))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/customers/", {"name": "No id"}, "external_id"),
+        ("/api/v1/customers/", {"external_id": "x", "name": "X", "currency": "usd"}, "currency"),
+        ("/api/v1/customers/", {"external_id": "x", "name": "X", "markup_percent": "-1"}, "markup_percent"),
+        ("/api/v1/customers/", {"external_id": "x", "name": "X", "markup_percent": "abc"}, "markup_percent"),
+        ("/api/v1/teams/", {"slug": "has space", "name": "T"}, "slug"),
+        ("/api/v1/teams/", {"slug": "t", "name": "T", "customer": 999999}, "customer"),
+        ("/api/v1/virtual-keys/", {"name": "k", "allowed_models": ["gpt 4"]}, "allowed_models"),
+        ("/api/v1/virtual-keys/", {"name": "k", "allowed_models": "openai/*"}, "allowed_models"),
+        ("/api/v1/virtual-keys/", {"name": "k", "rate_limit": {"requests_per_minute": 0}}, "rate_limit"),
+        ("/api/v1/virtual-keys/", {"name": "k", "expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
+        ("/api/v1/virtual-keys/", {"name": "k", "expires_at": "tomorrow"}, "expires_at"),
+        ("/api/v1/budgets/", {"scope_type": "galaxy", "amount": "1"}, "scope_type"),
+        ("/api/v1/budgets/", {"scope_type": "team", "amount": "1"}, "scope_id"),
+        ("/api/v1/budgets/", {"scope_type": "team", "scope_id": 999999, "amount": "1"}, "scope_id"),
+        ("/api/v1/budgets/", {"scope_type": "organization", "amount": "0"}, "amount"),
+        ("/api/v1/budgets/", {"scope_type": "organization", "amount": "5", "period": "hourly"}, "period"),
+        ("/api/v1/budgets/", {"scope_type": "organization", "amount": "5", "timezone": "Paris"}, "timezone"),
+        (
+            "/api/v1/budgets/",
+            {"scope_type": "organization", "amount": "5", "soft_thresholds": [120]},
+            "soft_thresholds",
+        ),
+        ("/api/v1/api-tokens/", {"name": "t", "role": "superuser"}, "role"),
+    ],
+)
+def test_bad_input_gets_400_naming_the_field_and_changes_nothing(admin_api, path, body, field):
+    before = counts()
+
+    response = admin_api.post(path, body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert field in response.json(), response.json()
+    assert counts() == before
+
+
+@pytest.mark.parametrize("amount", ["1e400", "NaN", "-Infinity", "12345678901234567890.1"])
+def test_non_finite_or_huge_amounts_are_a_400(admin_api, amount):
+    body = '{"scope_type": "organization", "amount": %s}' % amount
+    response = admin_api.post("/api/v1/budgets/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert not Budget.objects.exists()
+
+
+def test_unparseable_json_is_a_400(admin_api):
+    response = admin_api.post("/api/v1/customers/", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert "detail" in response.json()
+
+
+def test_unsupported_media_type_is_a_415(admin_api):
+    response = admin_api.post("/api/v1/customers/", "<xml/>", content_type="application/xml")
+    assert response.status_code == 415
+
+
+def test_put_is_not_offered(admin_api):
+    customer = make_customer()
+    response = admin_api.put(f"/api/v1/customers/{customer.pk}/", {"name": "x"}, format="json")
+    assert response.status_code == 405
+
+
+def test_missing_object_is_a_404(admin_api):
+    assert admin_api.get("/api/v1/customers/999999/").status_code == 404
+    assert admin_api.patch("/api/v1/budgets/999999/", {"amount": "1"}, format="json").status_code == 404
+
+
+def test_duplicate_external_id_is_a_409_naming_the_field(admin_api):
+    make_customer(external_id="acme")
+    before = counts()
+
+    response = admin_api.post("/api/v1/customers/", {"external_id": "acme", "name": "Again"}, format="json")
+
+    assert response.status_code == 409
+    assert "external_id" in response.json()
+    assert counts() == before
+
+
+def test_deleting_a_customer_still_in_use_is_a_409(admin_api):
+    customer = make_customer()
+    make_team(customer=customer)
+    before = counts()
+
+    response = admin_api.delete(f"/api/v1/customers/{customer.pk}/")
+
+    assert response.status_code == 409
+    assert "teams" in response.json()["detail"]
+    assert counts() == before
+
+
+def test_customer_is_created_with_defaults_and_money_as_a_string(admin_api):
+    response = admin_api.post("/api/v1/customers/", {"external_id": "acme", "name": "Acme"}, format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["currency"] == "USD"
+    assert body["markup_percent"] == "0.0000"
+
+
+def test_key_secret_is_shown_on_issue_and_never_again(admin_api):
+    team = make_team(customer=make_customer())
+    created = admin_api.post(
+        "/api/v1/virtual-keys/",
+        {
+            "name": "support bot",
+            "team": team.pk,
+            "allowed_models": ["openai/gpt-4o-mini", "anthropic/*"],
+            "rate_limit": {"requests_per_minute": 60},
+        },
+        format="json",
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert body["secret"].startswith("vk_")
+    assert body["status"] == "active"
+    assert body["customer"] == team.customer_id
+    assert body["rate_limit"] == {"requests_per_minute": 60, "tokens_per_minute": None}
+
+    read = admin_api.get(f"/api/v1/virtual-keys/{body['id']}/").json()
+    listed = admin_api.get("/api/v1/virtual-keys/").json()
+    assert "secret" not in read
+    assert body["secret"] not in str(listed)
+    assert read["secret_prefix"] == body["secret"][:11]
+
+
+def test_rotation_returns_a_new_secret_and_the_grace_window(admin_api):
+    key = make_key().key
+    response = admin_api.post(f"/api/v1/virtual-keys/{key.pk}/rotate/", {"grace_seconds": 600}, format="json")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["secret"].startswith("vk_")
+    assert body["previous_secret_valid_until"] is not None
+    assert body["public_id"] == key.public_id
+
+
+def test_rotating_a_revoked_key_is_a_409(admin_api):
+    key = make_key().key
+    admin_api.post(f"/api/v1/virtual-keys/{key.pk}/revoke/")
+    response = admin_api.post(f"/api/v1/virtual-keys/{key.pk}/rotate/", {}, format="json")
+    assert response.status_code == 409
+
+
+def test_patching_one_rate_limit_keeps_the_other(admin_api):
+    key = make_key(requests_per_minute=60, tokens_per_minute=10_000).key
+
+    response = admin_api.patch(
+        f"/api/v1/virtual-keys/{key.pk}/", {"rate_limit": {"tokens_per_minute": 5000}}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.json()["rate_limit"] == {"requests_per_minute": 60, "tokens_per_minute": 5000}
+
+
+def test_budget_scope_cannot_be_patched(admin_api):
+    budget = make_budget()
+    response = admin_api.patch(f"/api/v1/budgets/{budget.pk}/", {"scope_type": "team"}, format="json")
+    assert response.status_code == 400
+    assert "scope_type" in response.json()
+
+
+def test_budget_reads_back_as_in_the_contract(admin_api):
+    customer = make_customer()
+    response = admin_api.post(
+        "/api/v1/budgets/",
+        {
+            "scope_type": "customer",
+            "scope_id": customer.pk,
+            "amount": "1000",
+            "period": "monthly",
+            "timezone": "Europe/Paris",
+            "soft_thresholds": [80, 50],
+            "hard_cap": True,
+        },
+        format="json",
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["amount"] == "1000.0000"
+    assert body["scope_id"] == customer.pk
+    assert body["soft_thresholds"] == [50, 80]
+
+
+def test_lists_are_paginated_filtered_and_searchable(admin_api):
+    for n in range(3):
+        make_customer(external_id=f"acme_{n}", name=f"Acme {n}")
+    make_customer(external_id="globex", name="Globex")
+
+    page = admin_api.get("/api/v1/customers/", {"page_size": 2}).json()
+    assert page["count"] == 4 and len(page["results"]) == 2 and page["next"]
+
+    exact = admin_api.get("/api/v1/customers/", {"external_id": "globex"}).json()
+    assert [c["name"] for c in exact["results"]] == ["Globex"]
+
+    found = admin_api.get("/api/v1/customers/", {"search": "acme"}).json()
+    assert found["count"] == 3
+
+
+def test_keys_filter_by_status(admin_api):
+    make_key()
+    revoked = make_key().key
+    admin_api.post(f"/api/v1/virtual-keys/{revoked.pk}/revoke/")
+
+    result = admin_api.get("/api/v1/virtual-keys/", {"status": "revoked"}).json()
+
+    assert [k["id"] for k in result["results"]] == [revoked.pk]
+
+
+def test_api_token_is_shown_once_and_works(admin_api, anon):
+    created = admin_api.post("/api/v1/api-tokens/", {"name": "exporter", "role": "finance"}, format="json").json()
+    assert created["token"].startswith("bsr_")
+    assert "token" not in admin_api.get(f"/api/v1/api-tokens/{created['id']}/").json()
+
+    anon.credentials(HTTP_AUTHORIZATION=f"Bearer {created['token']}")
+    assert anon.get("/api/v1/customers/").status_code == 200
+    assert anon.get("/api/v1/virtual-keys/").status_code == 403
+
+
+def test_openapi_schema_and_docs_are_served(anon, admin_api):
+    schema = admin_api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    for path in ("/api/v1/customers/", "/api/v1/virtual-keys/{id}/rotate/", "/api/v1/budgets/{id}/"):
+        assert path in paths
+    assert admin_api.get("/api/v1/docs/").status_code == 200
+    # The schema is the public contract: it holds no data, so it needs no token.
+    assert anon.get("/api/v1/schema/").status_code == 200

@@ -1,0 +1,73 @@
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import transaction
+
+from governance.audit_chain import verify_audit_chain
+from governance.models import AuditEntry, Customer
+from governance.services.organization import update_customer
+from tests.factories import ACTOR, make_budget, make_customer, make_key, make_team, make_token
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_change_writes_one_entry_with_before_and_after():
+    customer = make_customer(name="Old name")
+
+    update_customer(actor=ACTOR, customer=customer, changes={"name": "New name"})
+
+    entry = AuditEntry.objects.filter(action="customer.update").get()
+    assert entry.before["name"] == "Old name"
+    assert entry.after["name"] == "New name"
+    assert entry.actor == "system:tests"
+    assert entry.object_id == str(customer.pk)
+
+
+def test_a_change_that_changes_nothing_writes_no_entry():
+    customer = make_customer(name="Same")
+    update_customer(actor=ACTOR, customer=customer, changes={"name": "Same"})
+    assert not AuditEntry.objects.filter(action="customer.update").exists()
+
+
+def test_entry_is_rolled_back_with_the_change_it_records():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make_customer(external_id="rolled-back")
+        raise RuntimeError("the surrounding work failed")
+
+    assert not Customer.objects.filter(external_id="rolled-back").exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_secrets_never_reach_the_audit_log():
+    key = make_key()
+    token = make_token("admin")
+    logged = "".join(str(entry.before) + str(entry.after) for entry in AuditEntry.objects.all())
+    assert key.secret not in logged
+    assert token.secret not in logged
+    assert key.key.secret_sha256 not in logged
+
+
+def test_chain_verifies_and_reports_the_first_tampered_entry():
+    make_customer()
+    team = make_team()
+    make_budget(scope_type="team", scope_id=team.pk)
+    assert verify_audit_chain().first_broken_id is None
+    assert verify_audit_chain().checked == 3
+
+    second = AuditEntry.objects.order_by("id")[1]
+    AuditEntry.objects.filter(pk=second.pk).update(after={"slug": "forged"})
+
+    result = verify_audit_chain()
+    assert result.first_broken_id == second.pk
+    assert result.reason == "entry content changed"
+    with pytest.raises(CommandError, match=f"broken at entry {second.pk}"):
+        call_command("verify_audit")
+
+
+def test_deleting_an_entry_breaks_the_chain_at_the_next_one():
+    for _ in range(3):
+        make_customer()
+    first, second, third = AuditEntry.objects.order_by("id")
+    second.delete()
+
+    assert verify_audit_chain().first_broken_id == third.pk

@@ -1,0 +1,48 @@
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from rest_framework.test import APIClient
+
+from governance.models import ApiToken, Budget, Customer, Team, VirtualKey
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_api_token_prints_the_token_alone_and_it_works():
+    out = StringIO()
+
+    call_command("create_api_token", "--name", "ci", "--role", "finance", stdout=out)
+
+    printed = out.getvalue()
+    assert re.fullmatch(r"bsr_[A-Za-z0-9_-]{43}\n", printed)
+    token = ApiToken.objects.get(name="ci")
+    assert token.role == "finance"
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {printed.strip()}")
+    assert client.get("/api/v1/budgets/").status_code == 200
+
+
+def test_create_api_token_refuses_an_unknown_role():
+    with pytest.raises(CommandError):
+        call_command("create_api_token", "--name", "ci", "--role", "owner")
+    assert not ApiToken.objects.exists()
+
+
+def test_create_api_token_refuses_an_unknown_user():
+    with pytest.raises(CommandError, match="no user named"):
+        call_command("create_api_token", "--name", "ci", "--role", "viewer", "--user", "ghost")
+
+
+def test_demo_data_loads_once_through_the_services():
+    call_command("seed_demo", "--quiet")
+    first = (Customer.objects.count(), Team.objects.count(), VirtualKey.objects.count(), Budget.objects.count())
+    call_command("seed_demo", "--quiet")
+
+    assert first == (Customer.objects.count(), Team.objects.count(), VirtualKey.objects.count(), Budget.objects.count())
+    assert first[0] >= 5 and first[2] >= 5 and first[3] >= 5
+    out = StringIO()
+    call_command("verify_audit", stdout=out)
+    assert "audit chain intact" in out.getvalue()

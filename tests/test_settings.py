@@ -1,0 +1,77 @@
+"""Settings come from the environment and fail loudly on bad values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from bursar.env import env_bool, env_choice, env_int, env_list
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {key: value for key, value in os.environ.items() if key not in {"DEBUG", "SECRET_KEY"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=base | env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("ON", True), ("0", False), ("off", False)])
+def test_booleans_accept_the_usual_spellings(monkeypatch, raw, expected):
+    monkeypatch.setenv("FLAG", raw)
+    assert env_bool("FLAG") is expected
+
+
+@pytest.mark.parametrize(
+    ("reader", "raw"),
+    [
+        (lambda: env_bool("FLAG"), "maybe"),
+        (lambda: env_int("FLAG", 1), "ten"),
+        (lambda: env_int("FLAG", 1, minimum=1), "0"),
+        (lambda: env_choice("FLAG", "a", {"a", "b"}), "c"),
+    ],
+)
+def test_bad_values_fail_loudly_naming_the_variable(monkeypatch, reader, raw):
+    monkeypatch.setenv("FLAG", raw)
+    with pytest.raises(ImproperlyConfigured, match="FLAG"):
+        reader()
+
+
+def test_lists_are_comma_separated(monkeypatch):
+    monkeypatch.setenv("HOSTS", " a.example, b.example ,,")
+    assert env_list("HOSTS") == ["a.example", "b.example"]
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = run_manage("check", DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_a_typo_in_a_switch_stops_start_up():
+    result = run_manage("check", DEBUG="perhaps")
+    assert result.returncode != 0
+    assert "DEBUG='perhaps' is not a boolean" in result.stderr
+
+
+def test_deploy_check_is_clean_in_production_settings():
+    result = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="0",
+        SECRET_KEY="k" * 20 + "a-real-random-production-secret-1f0e9d8c7b6a5",
+        ALLOWED_HOSTS="bursar.example.com",
+        SECURE_SSL_REDIRECT="1",
+        SESSION_COOKIE_SECURE="1",
+        CSRF_COOKIE_SECURE="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
