@@ -42,7 +42,11 @@ class VirtualKey(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "expires_at"], name="virtual_key_status_expiry")]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="virtual_key_status_expiry"),
+            # The default list order; without it every page sorts the whole table.
+            models.Index(fields=["-created_at", "-id"], name="virtual_key_newest_first"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.public_id})"
