@@ -53,10 +53,7 @@ def get_virtual_key_for_secret(*, secret: str, now: datetime) -> VirtualKey | No
     digest = sha256_hex(secret)
     return (
         VirtualKey.objects.select_related("team", "customer")
-        .filter(
-            Q(secret_sha256=digest)
-            | Q(previous_secret_sha256=digest, previous_secret_expires_at__gt=now)
-        )
+        .filter(Q(secret_sha256=digest) | Q(previous_secret_sha256=digest, previous_secret_expires_at__gt=now))
         .first()
     )
 

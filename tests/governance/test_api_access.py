@@ -1,4 +1,4 @@
-"""Every governance endpoint × anonymous and each role; a denied call changes nothing."""
+"""Every governance endpoint x anonymous and each role; a denied call changes nothing."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def test_bad_input_gets_400_naming_the_field_and_changes_nothing(admin_api, path
 
 @pytest.mark.parametrize("amount", ["1e400", "NaN", "-Infinity", "12345678901234567890.1"])
 def test_non_finite_or_huge_amounts_are_a_400(admin_api, amount):
-    body = '{"scope_type": "organization", "amount": %s}' % amount
+    body = f'{{"scope_type": "organization", "amount": {amount}}}'
     response = admin_api.post("/api/v1/budgets/", body, content_type="application/json")
     assert response.status_code == 400
     assert not Budget.objects.exists()

@@ -67,7 +67,7 @@ def test_chain_verifies_and_reports_the_first_tampered_entry():
 def test_deleting_an_entry_breaks_the_chain_at_the_next_one():
     for _ in range(3):
         make_customer()
-    first, second, third = AuditEntry.objects.order_by("id")
+    _first, second, third = AuditEntry.objects.order_by("id")
     second.delete()
 
     assert verify_audit_chain().first_broken_id == third.pk
