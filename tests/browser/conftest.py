@@ -43,7 +43,7 @@ def server_url(transactional_db: None) -> Iterator[str]:
     collected, hashed manifest through WhiteNoise, not from Django's dev-only handler."""
     from django.test.testcases import LiveServerThread
 
-    thread = LiveServerThread("127.0.0.1", _no_static_handler, connections_override={}, port=0)
+    thread = LiveServerThread("127.0.0.1", _no_static_handler, connections_override={}, port=0)  # type: ignore[arg-type]
     thread.daemon = True
     thread.start()
     thread.is_ready.wait()

@@ -17,6 +17,7 @@ def test_every_change_writes_one_entry_with_before_and_after():
     update_customer(actor=ACTOR, customer=customer, changes={"name": "New name"})
 
     entry = AuditEntry.objects.filter(action="customer.update").get()
+    assert entry.before is not None and entry.after is not None
     assert entry.before["name"] == "Old name"
     assert entry.after["name"] == "New name"
     assert entry.actor == "system:tests"

@@ -1,7 +1,8 @@
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db.models import ProtectedError
+from django.db.models import Model, ProtectedError
 
 from bursar.errors import Conflict, InvalidInput
 from governance.models import Budget, Customer
@@ -39,7 +40,12 @@ def test_customer_still_used_by_a_team_cannot_be_deleted():
 
 @pytest.mark.parametrize("scope_type", ["customer", "team", "virtual_key"])
 def test_budget_on_a_scope_points_at_that_object(scope_type):
-    target = {"customer": make_customer, "team": make_team, "virtual_key": lambda: make_key().key}[scope_type]()
+    makers: dict[str, Callable[[], Model]] = {
+        "customer": make_customer,
+        "team": make_team,
+        "virtual_key": lambda: make_key().key,
+    }
+    target = makers[scope_type]()
 
     budget = make_budget(scope_type=scope_type, scope_id=target.pk)
 

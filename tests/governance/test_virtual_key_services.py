@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def _all_stored_text() -> str:
     """Every value of every governance table, as text, to prove a secret is absent."""
     with connection.cursor() as cursor:
-        chunks = []
+        chunks: list[str] = []
         for table in ("governance_virtualkey", "governance_auditentry"):
             cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
             chunks.extend(str(row) for row in cursor.fetchall())
