@@ -41,3 +41,19 @@ def test_wrong_password_shows_an_error_and_stays_on_sign_in(server_url, page):
     error = page.wait_for_selector("[role=alert]")
     assert "not correct" in error.text_content()
     assert "/accounts/login/" in page.url
+
+
+def test_api_docs_render_offline_from_our_own_static_files(server_url, page):
+    make_user("viewer", username="val", password=PASSWORD)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    page.goto(f"{server_url}/accounts/login/")
+    page.fill("#id_login", "val")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=customers]")
+    page.goto(f"{server_url}/api/v1/docs/")
+
+    page.wait_for_selector("text=/api/v1/virtual-keys/{id}/rotate/")
+    assert all(url.startswith(server_url) for url in requested), [u for u in requested if not u.startswith(server_url)]
