@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +77,18 @@ def test_deploy_check_is_clean_in_production_settings():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_logs_are_json_lines_with_structured_fields_and_no_secrets(tmp_path):
+    env = {"DEBUG": "0", "SECRET_KEY": "s" * 50, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    assert run_manage("migrate", "-v0", **env).returncode == 0
+    result = run_manage(
+        "create_api_token", "--name", "log-check", "--role", "viewer", LOG_FORMAT="json", LOG_LEVEL="info", **env
+    )
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    recorded = [line for line in lines if line.get("message") == "change recorded"]
+    assert recorded and recorded[0]["action"] == "api_token.create"
+    assert recorded[0]["level"] == "INFO" and recorded[0]["via"] == "command"
+    assert token not in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +15,7 @@ from governance.actors import Actor
 from governance.audit_chain import GENESIS_HASH, entry_hash, hashed_content
 from governance.models import AuditEntry
 
+logger = logging.getLogger("bursar.audit")
 # Any constant works: it names the PostgreSQL advisory lock that serialises appends.
 _AUDIT_CHAIN_LOCK = 0x42555253
 
@@ -74,4 +76,15 @@ def record_audit(
     )
     entry.entry_hash = entry_hash(prev_hash=prev_hash, content=hashed_content(entry))
     entry.save(force_insert=True)
+    logger.info(
+        "change recorded",
+        extra={
+            "audit_id": entry.pk,
+            "action": action,
+            "object_type": entry.object_type,
+            "object_id": entry.object_id,
+            "actor": actor.label,
+            "via": actor.via,
+        },
+    )
     return entry
