@@ -105,13 +105,14 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     populate()
 
+    from django.utils import timezone
     from rest_framework.test import APIClient
 
     from governance.actors import Actor
     from governance.models import Budget, Customer, VirtualKey
     from governance.services.api_tokens import create_api_token
 
-    token = create_api_token(actor=Actor.command("bench"), name="bench", role="admin").secret
+    token = create_api_token(actor=Actor.command("bench"), name="bench", role="admin", now=timezone.now()).secret
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     customer = Customer.objects.order_by("pk")[CUSTOMERS // 2]

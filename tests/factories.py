@@ -47,7 +47,7 @@ def make_budget(**overrides: Any) -> Budget:
 def make_token(role: str, **overrides: Any) -> IssuedApiToken:
     n = next(_sequence)
     fields: dict[str, Any] = {"name": f"{role} token {n}", "role": role} | overrides
-    return create_api_token(actor=ACTOR, **fields)
+    return create_api_token(actor=ACTOR, now=timezone.now(), **fields)
 
 
 def make_user(role: str, **overrides: Any) -> User:

@@ -57,9 +57,10 @@ class ApiTokenAuthentication(BaseAuthentication):
         token = get_usable_api_token(secret=secret, now=now)
         if token is None:
             self._fail()
+        if token.user is not None and not token.user.is_active:
+            raise exceptions.AuthenticationFailed("the user this token belongs to is deactivated")
         mark_api_token_used(token=token, now=now)
-        user = token.user if token.user is not None and token.user.is_active else ServiceIdentity(token)
-        return user, token
+        return token.user or ServiceIdentity(token), token
 
     def _fail(self) -> NoReturn:
         raise exceptions.AuthenticationFailed("invalid, revoked or expired token")

@@ -222,7 +222,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         return selectors.list_api_tokens()
 
     def create(self, request: Request) -> Response:
-        issued = api_tokens.create_api_token(actor=self.actor(), **self.validated().validated_data)
+        issued = api_tokens.create_api_token(actor=self.actor(), now=timezone.now(), **self.validated().validated_data)
         data = dict(s.ApiTokenSerializer(issued.token).data)
         data["token"] = issued.secret
         return Response(data, status=status.HTTP_201_CREATED)

@@ -31,6 +31,7 @@ def create_api_token(
     actor: Actor,
     name: str,
     role: str,
+    now: datetime,
     user: User | None = None,
     expires_at: datetime | None = None,
 ) -> IssuedApiToken:
@@ -42,6 +43,8 @@ def create_api_token(
         raise InvalidInput(f"{role!r} is not a role; use one of {', '.join(Role.values)}", field="role")
     if not name.strip():
         raise InvalidInput("must not be blank", field="name")
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("must be in the future", field="expires_at")
     secret = generate_secret("bsr_")
     token = ApiToken.objects.create(
         name=name.strip(), prefix=secret.prefix, token_sha256=secret.sha256, role=role, user=user, expires_at=expires_at

@@ -92,6 +92,13 @@ def update_team(*, actor: Actor, team: Team, changes: dict[str, Any]) -> Team:
 
     Side effects: updates the Team row; one AuditEntry when something changed.
     """
+    if "customer" in changes and changes["customer"] != team.customer and team.virtual_keys.exists():
+        # Keys carry the customer they were issued for; moving the team would leave
+        # them billed to the old one. Re-issuing them under the new customer is explicit.
+        raise Conflict(
+            "this team has virtual keys issued for its current customer; revoke or move them first",
+            field="customer",
+        )
     try:
         with transaction.atomic():
             save_changes(actor=actor, action="team.update", instance=team, changes=changes, audited_fields=TEAM_FIELDS)

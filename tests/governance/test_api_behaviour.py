@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from governance.models import AuditEntry, Budget, Customer, Team, VirtualKey
-from tests.factories import make_budget, make_customer, make_key, make_team
+import pytest
+from django.utils import timezone
+
+from governance.models import ApiToken, AuditEntry, Budget, Customer, Team, VirtualKey
+from tests.factories import make_budget, make_customer, make_key, make_team, make_token, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -242,3 +245,40 @@ def test_openapi_schema_and_docs_are_served(anon, admin_api):
     assert admin_api.get("/api/v1/docs/").status_code == 200
     # The schema is the public contract: it holds no data, so it needs no token.
     assert anon.get("/api/v1/schema/").status_code == 200
+
+
+def test_token_of_a_deactivated_user_is_refused(anon):
+    user = make_user("admin")
+    issued = make_token("admin", user=user)
+    anon.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+    assert anon.get("/api/v1/customers/").status_code == 200
+
+    user.is_active = False
+    user.save()
+
+    assert anon.get("/api/v1/customers/").status_code == 401
+
+
+def test_expired_token_is_refused_and_one_cannot_be_created_expired(admin_api, anon):
+    response = admin_api.post(
+        "/api/v1/api-tokens/", {"name": "old", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"}, format="json"
+    )
+    assert response.status_code == 400 and "expires_at" in response.json()
+
+    issued = make_token("viewer")
+    ApiToken.objects.filter(pk=issued.token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    anon.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+    assert anon.get("/api/v1/customers/").status_code == 401
+
+
+def test_moving_a_team_with_keys_to_another_customer_is_a_409(admin_api):
+    team = make_team(customer=make_customer())
+    make_key(team=team)
+    other = make_customer()
+
+    response = admin_api.patch(f"/api/v1/teams/{team.pk}/", {"customer": other.pk}, format="json")
+
+    assert response.status_code == 409
+    assert "customer" in response.json()
+    team.refresh_from_db()
+    assert team.customer_id != other.pk

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from bursar.errors import DomainError
 from governance.actors import Actor
@@ -26,7 +27,9 @@ class Command(BaseCommand):
             if owner is None:
                 raise CommandError(f"no user named {user!r}")
         try:
-            issued = create_api_token(actor=Actor.command("create_api_token"), name=name, role=role, user=owner)
+            issued = create_api_token(
+                actor=Actor.command("create_api_token"), name=name, role=role, user=owner, now=timezone.now()
+            )
         except DomainError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(issued.secret)
