@@ -31,6 +31,9 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = _DEV_SECRET_KEY
 
+# Encrypts stored gateway admin tokens; defaults to a key derived from SECRET_KEY.
+CREDENTIALS_KEY = env_str("CREDENTIALS_KEY")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -189,7 +192,21 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "expire-virtual-keys": {"task": "governance.expire_virtual_keys", "schedule": 60.0},
+    "requeue-stale-ingest-batches": {"task": "ingest.requeue_stale_batches", "schedule": 30.0},
 }
+
+# --- Ingest -----------------------------------------------------------------------------
+INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024)
+# Limits what a gzip body may expand to (a small body can inflate a thousandfold).
+INGEST_MAX_DECOMPRESSED_BYTES = env_int("INGEST_MAX_DECOMPRESSED_BYTES", 64 * 1024 * 1024, minimum=1024)
+INGEST_MAX_EVENTS_PER_BATCH = env_int("INGEST_MAX_EVENTS_PER_BATCH", 50_000, minimum=1)
+# A customer named by external_id that does not exist yet is created (name = the id);
+# off: such events are stored unattributed, keeping the name in customer_ref.
+INGEST_AUTO_CREATE_CUSTOMERS = env_bool("INGEST_AUTO_CREATE_CUSTOMERS", True)
+# Above this many unprocessed batches the endpoints answer 503 with Retry-After.
+INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 20_000, minimum=1)
+# Static bearer token Prometheus may use for /metrics (admin API tokens work too).
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

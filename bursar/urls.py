@@ -10,6 +10,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("governance.api.urls")),
+    path("ingest/", include("ingest.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

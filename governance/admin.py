@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from governance.models import ApiToken, AuditEntry, Budget, Customer, RoleGrant, Team, VirtualKey
+from governance.models import ApiToken, AuditEntry, Budget, Customer, GatewayNode, RoleGrant, Team, VirtualKey
 
 
 @admin.register(Customer)
@@ -55,6 +55,13 @@ class ApiTokenAdmin(ReadOnlySecretsAdmin):
     list_display = ["name", "prefix", "role", "user", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["role"]
     exclude = ["token_sha256"]
+
+
+@admin.register(GatewayNode)
+class GatewayNodeAdmin(ReadOnlySecretsAdmin):
+    list_display = ["name", "kind", "base_url", "ingest_token_prefix", "last_seen_at", "applied_version"]
+    list_filter = ["kind"]
+    exclude = ["ingest_token_sha256", "admin_token_encrypted"]
 
 
 @admin.register(RoleGrant)

@@ -37,6 +37,24 @@ def can_view_virtual_keys(roles: Roles) -> bool:
     return bool(roles & {Role.ADMIN, Role.VIEWER})
 
 
+def can_view_gateway_nodes(roles: Roles) -> bool:
+    return bool(roles & {Role.ADMIN, Role.VIEWER})
+
+
+def can_view_usage(roles: Roles) -> bool:
+    """Spend and usage figures."""
+    return bool(roles & {Role.ADMIN, Role.FINANCE, Role.VIEWER})
+
+
+def can_reprice(roles: Roles) -> bool:
+    """Change prices and re-price stored events."""
+    return Role.ADMIN in roles
+
+
+def can_view_metrics(roles: Roles) -> bool:
+    return Role.ADMIN in roles
+
+
 def can_manage_governance(roles: Roles) -> bool:
     """Create, change and delete customers, teams, keys and budgets."""
     return Role.ADMIN in roles

@@ -7,7 +7,16 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from governance.models import ApiToken, AuditEntry, Budget, Customer, Team, VirtualKey, VirtualKeyStatus
+from governance.models import (
+    ApiToken,
+    AuditEntry,
+    Budget,
+    Customer,
+    GatewayNode,
+    Team,
+    VirtualKey,
+    VirtualKeyStatus,
+)
 from governance.secrets import sha256_hex
 
 
@@ -33,6 +42,16 @@ def list_api_tokens() -> QuerySet[ApiToken]:
 
 def list_audit_entries() -> QuerySet[AuditEntry]:
     return AuditEntry.objects.all()
+
+
+def list_gateway_nodes() -> QuerySet[GatewayNode]:
+    return GatewayNode.objects.all()
+
+
+def get_gateway_node_for_token(*, secret: str) -> GatewayNode | None:
+    if not secret.startswith("bsn_"):
+        return None
+    return GatewayNode.objects.filter(ingest_token_sha256=sha256_hex(secret)).first()
 
 
 def get_usable_api_token(*, secret: str, now: datetime) -> ApiToken | None:
@@ -75,3 +94,51 @@ def get_governance_summary() -> GovernanceSummary:
         blocked_keys=VirtualKey.objects.filter(status=VirtualKeyStatus.BLOCKED).count(),
         budgets=Budget.objects.count(),
     )
+
+
+@dataclass(frozen=True)
+class KeyOwnership:
+    virtual_key_id: int
+    team_id: int | None
+    customer_id: int | None
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What the names a gateway sent resolve to; names that match nothing are absent."""
+
+    keys: dict[str, KeyOwnership]
+    customers: dict[str, int]
+    teams: dict[str, tuple[int, int | None]]  # slug -> (team id, its customer id)
+
+
+def resolve_attribution(*, key_refs: set[str], customer_refs: set[str], team_refs: set[str]) -> Attribution:
+    """Resolve gateway names in three queries.
+
+    A key is named by its public id, the displayed prefix of its secret, the SHA-256 of
+    its secret (LiteLLM's ``user_api_key_hash``) or its name when that name is unique.
+    """
+    keys: dict[str, KeyOwnership] = {}
+    if key_refs:
+        rows = VirtualKey.objects.filter(
+            Q(public_id__in=key_refs)
+            | Q(secret_prefix__in=key_refs)
+            | Q(secret_sha256__in=key_refs)
+            | Q(name__in=key_refs)
+        ).values_list("pk", "public_id", "secret_prefix", "secret_sha256", "name", "team_id", "customer_id")
+        by_name: dict[str, list[KeyOwnership]] = {}
+        for pk, public_id, prefix, digest, name, team_id, customer_id in rows:
+            owner = KeyOwnership(pk, team_id, customer_id)
+            for ref in (public_id, prefix, digest):
+                if ref in key_refs:
+                    keys[ref] = owner
+            by_name.setdefault(name, []).append(owner)
+        for name, owners in by_name.items():
+            if name in key_refs and name not in keys and len(owners) == 1:
+                keys[name] = owners[0]
+    customers = dict(Customer.objects.filter(external_id__in=customer_refs).values_list("external_id", "pk"))
+    teams: dict[str, tuple[int, int | None]] = {
+        slug: (pk, customer_id)
+        for slug, pk, customer_id in Team.objects.filter(slug__in=team_refs).values_list("slug", "pk", "customer_id")
+    }
+    return Attribution(keys=keys, customers=customers, teams=teams)

@@ -10,8 +10,8 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from governance.models import ApiToken
-from governance.selectors import get_usable_api_token
+from governance.models import ApiToken, GatewayNode
+from governance.selectors import get_gateway_node_for_token, get_usable_api_token
 from governance.services.api_tokens import mark_api_token_used
 
 
@@ -69,9 +69,64 @@ class ApiTokenAuthentication(BaseAuthentication):
         return self.keyword
 
 
+class GatewayNodePrincipal:
+    """``request.user`` of a call made with a gateway node's ingest token."""
+
+    pk = None
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, node: GatewayNode) -> None:
+        self.node = node
+        self.username = f"node:{node.name}"
+
+    def get_username(self) -> str:
+        return self.username
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class GatewayNodeAuthentication(BaseAuthentication):
+    """``Authorization: Bearer bsn_…``: a gateway node sending events or reading config."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[GatewayNodePrincipal, GatewayNode] | None:
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <node token>'")
+        try:
+            secret = header[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("invalid node token") from None
+        node = get_gateway_node_for_token(secret=secret)
+        if node is None:
+            raise exceptions.AuthenticationFailed(
+                "invalid node token: use the bsn_ token shown when the node was created"
+            )
+        return GatewayNodePrincipal(node), node
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
 class ApiTokenAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
     target_class = "governance.api.authentication.ApiTokenAuthentication"
     name = "ApiToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "bearerFormat": "bsr_…"}
+
+
+class GatewayNodeAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    target_class = "governance.api.authentication.GatewayNodeAuthentication"
+    name = "NodeToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "bsn_…"}

@@ -3,6 +3,7 @@ validate; the view hands ``validated_data`` to a service."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,13 +17,15 @@ from governance.models import (
     BudgetPeriodKind,
     BudgetScope,
     Customer,
+    GatewayNode,
+    GatewayNodeKind,
     Role,
     Team,
     VirtualKey,
 )
 from governance.models.organization import currency_validator
 
-_currency = serializers.CharField(max_length=3, validators=[currency_validator])
+NODE_SILENT_AFTER = timedelta(minutes=5)
 
 
 class CustomerSerializer(serializers.ModelSerializer[Customer]):
@@ -198,3 +201,40 @@ class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
 
     def get_object(self, entry: AuditEntry) -> dict[str, str]:
         return {"type": entry.object_type, "id": entry.object_id, "repr": entry.object_repr}
+
+
+class GatewayNodeSerializer(serializers.ModelSerializer[GatewayNode]):
+    status = serializers.SerializerMethodField(help_text="never_seen, online (sent within 5 minutes) or silent")
+    admin_token_set = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GatewayNode
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "base_url",
+            "ingest_token_prefix",
+            "admin_token_set",
+            "status",
+            "applied_version",
+            "last_push_at",
+            "last_seen_at",
+            "last_error",
+            "created_at",
+        ]
+
+    def get_status(self, node: GatewayNode) -> str:
+        if node.last_seen_at is None:
+            return "never_seen"
+        return "online" if timezone.now() - node.last_seen_at < NODE_SILENT_AFTER else "silent"
+
+    def get_admin_token_set(self, node: GatewayNode) -> bool:
+        return bool(node.admin_token_encrypted)
+
+
+class GatewayNodeWriteSerializer(serializers.Serializer[GatewayNode]):
+    name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    kind = serializers.ChoiceField(choices=GatewayNodeKind.choices, default=GatewayNodeKind.GENERIC)
+    base_url = serializers.URLField(max_length=500, allow_blank=True, default="")
+    admin_token = serializers.CharField(max_length=2000, allow_blank=True, default="", write_only=True)

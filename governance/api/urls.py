@@ -7,6 +7,7 @@ router.register("customers", views.CustomerViewSet, basename="customer")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("virtual-keys", views.VirtualKeyViewSet, basename="virtual-key")
 router.register("budgets", views.BudgetViewSet, basename="budget")
+router.register("gateway-nodes", views.GatewayNodeViewSet, basename="gateway-node")
 router.register("api-tokens", views.ApiTokenViewSet, basename="api-token")
 router.register("audit", views.AuditViewSet, basename="audit")
 

@@ -19,8 +19,8 @@ from governance import permissions, selectors
 from governance.actors import Actor, actor_from_request
 from governance.api import serializers as s
 from governance.api.permissions import RoleRule
-from governance.models import ApiToken, AuditEntry, Budget, Customer, Team, VirtualKey
-from governance.services import api_tokens, budgets, organization, virtual_keys
+from governance.models import ApiToken, AuditEntry, Budget, Customer, GatewayNode, Team, VirtualKey
+from governance.services import api_tokens, budgets, nodes, organization, virtual_keys
 
 
 class ServiceViewSet(viewsets.GenericViewSet[Any]):
@@ -251,3 +251,32 @@ class AuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceView
 
     def get_queryset(self) -> QuerySet[AuditEntry]:
         return selectors.list_audit_entries()
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.GatewayNodeWriteSerializer, responses={201: s.GatewayNodeSerializer}),
+    partial_update=extend_schema(request=s.GatewayNodeWriteSerializer, responses=s.GatewayNodeSerializer),
+)
+class GatewayNodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    read_serializer = s.GatewayNodeSerializer
+    write_serializer = s.GatewayNodeWriteSerializer
+    read_rule = staticmethod(permissions.can_view_gateway_nodes)
+    filterset_fields = ["kind", "name"]
+    search_fields = ["name", "base_url"]
+
+    def get_queryset(self) -> QuerySet[GatewayNode]:
+        return selectors.list_gateway_nodes()
+
+    def create(self, request: Request) -> Response:
+        registered = nodes.register_gateway_node(actor=self.actor(), **self.validated().validated_data)
+        data = dict(s.GatewayNodeSerializer(registered.node).data)
+        data["ingest_token"] = registered.ingest_token
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        changes = self.validated(partial=True).validated_data
+        return self.respond(nodes.update_gateway_node(actor=self.actor(), node=self.get_object(), changes=changes))
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        nodes.delete_gateway_node(actor=self.actor(), node=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

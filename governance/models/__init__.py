@@ -1,6 +1,7 @@
 from governance.models.access import ApiToken, Role, RoleGrant
 from governance.models.audit import AuditEntry
-from governance.models.budgets import Budget, BudgetPeriodKind, BudgetScope
+from governance.models.budgets import Budget, BudgetPeriod, BudgetPeriodKind, BudgetScope
+from governance.models.nodes import GatewayNode, GatewayNodeKind
 from governance.models.organization import Customer, Team
 from governance.models.virtual_keys import VirtualKey, VirtualKeyStatus
 
@@ -8,9 +9,12 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Budget",
+    "BudgetPeriod",
     "BudgetPeriodKind",
     "BudgetScope",
     "Customer",
+    "GatewayNode",
+    "GatewayNodeKind",
     "Role",
     "RoleGrant",
     "Team",

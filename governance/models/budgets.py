@@ -64,3 +64,23 @@ class Budget(models.Model):
     @property
     def scope_id(self) -> int | None:
         return self.customer_id or self.team_id or self.virtual_key_id
+
+
+class BudgetPeriod(models.Model):
+    """One period of one budget: explicit ``[start, end)`` UTC bounds and its own spend.
+
+    Rows are created when spend first lands in a period and are never zeroed, so history
+    stays. ``spent`` only moves by SQL increments from the ingest transaction.
+    """
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="periods")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    spent = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+
+    class Meta:
+        ordering = ["budget", "-start"]
+        constraints = [models.UniqueConstraint(fields=["budget", "start"], name="budget_period_uniq")]
+
+    def __str__(self) -> str:
+        return f"budget {self.budget_id} {self.start:%Y-%m-%d}: {self.spent}"

@@ -115,3 +115,28 @@ def delete_team(*, actor: Actor, team: Team) -> None:
     """
     record_audit(actor=actor, action="team.delete", instance=team, before=snapshot(team, TEAM_FIELDS), after=None)
     team.delete()
+
+
+def ensure_customers(*, actor: Actor, external_ids: set[str]) -> dict[str, int]:
+    """Create the customers gateways named that do not exist yet (name = external id,
+    for an admin to rename), and return every id. Safe against a concurrent worker
+    creating the same one: each creation is its own savepoint.
+
+    Side effects: one Customer row and one AuditEntry per customer created.
+    """
+    known = dict(Customer.objects.filter(external_id__in=external_ids).values_list("external_id", "pk"))
+    for external_id in sorted(external_ids - known.keys()):
+        try:
+            with transaction.atomic():
+                customer = Customer.objects.create(external_id=external_id, name=external_id)
+                record_audit(
+                    actor=actor,
+                    action="customer.create",
+                    instance=customer,
+                    before=None,
+                    after=snapshot(customer, CUSTOMER_FIELDS) | {"created_by": "first event naming it"},
+                )
+        except IntegrityError:
+            customer = Customer.objects.get(external_id=external_id)
+        known[external_id] = customer.pk
+    return known

@@ -1,0 +1,177 @@
+"""Prices, usage events and their hourly rollups.
+
+Events and rollups name customers, teams, keys and nodes by id without database
+foreign-key constraints: ingest writes thousands of rows a second and the ids come from
+governance lookups in the same transaction, so the constraint check would only cost.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from billing.histogram import BUCKET_FIELDS
+
+
+class ModelPrice(models.Model):
+    """A list price, in effect from ``effective_from`` until a later row for the same
+    provider and model pattern. ``model`` may end in ``*`` (a prefix match)."""
+
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    effective_from = models.DateTimeField()
+    currency = models.CharField(max_length=3, default="USD")
+    input_per_million = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    output_per_million = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    # Null: billed at the input rate.
+    cached_input_per_million = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    cache_write_per_million = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    per_image = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    per_gpu_second = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    per_request = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    source = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider", "model", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "model", "effective_from"], name="model_price_version_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d}"
+
+
+class CostSource(models.TextChoices):
+    GATEWAY = "gateway"  # the gateway reported the cost
+    CATALOG = "catalog"  # priced from ModelPrice
+    UNPRICED = "unpriced"  # no cost and no price yet: priced by a later re-price
+
+
+class CacheKind(models.TextChoices):
+    NONE = "none"
+    EXACT = "exact"
+    SEMANTIC = "semantic"
+
+
+class UsageEvent(models.Model):
+    """One gateway request. Append-only; ``request_id`` is the dedupe key.
+
+    Never holds prompt or response text.
+    """
+
+    request_id = models.CharField(max_length=200)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    batch_id = models.UUIDField(null=True)
+    node_id = models.BigIntegerField(null=True)
+    customer_id = models.BigIntegerField(null=True)
+    team_id = models.BigIntegerField(null=True)
+    virtual_key_id = models.BigIntegerField(null=True)
+    # What the gateway called the key/customer/team, kept when it matched nothing yet.
+    virtual_key_ref = models.CharField(max_length=200, blank=True, default="")
+    customer_ref = models.CharField(max_length=200, blank=True, default="")
+    team_ref = models.CharField(max_length=200, blank=True, default="")
+    end_user = models.CharField(max_length=200, blank=True, default="")
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    operation = models.CharField(max_length=20, default="chat")
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    images = models.IntegerField(default=0)
+    gpu_seconds = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True)
+    cost_source = models.CharField(max_length=10, choices=CostSource.choices)
+    currency = models.CharField(max_length=3, default="USD")
+    price_id = models.BigIntegerField(null=True)
+    latency_ms = models.IntegerField(null=True)
+    ttft_ms = models.IntegerField(null=True)
+    status = models.IntegerField(default=200)
+    cache = models.CharField(max_length=10, choices=CacheKind.choices, default=CacheKind.NONE)
+    cache_savings = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    fallback = models.BooleanField(default=False)
+    pipeline_stage = models.CharField(max_length=100, blank=True, default="")
+    tags = models.JSONField(default=dict, blank=True)
+    units = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["request_id"], name="usage_event_request_id_uniq")]
+        indexes = [
+            models.Index(fields=["occurred_at"], name="usage_event_occurred"),
+            models.Index(fields=["customer_id", "occurred_at"], name="usage_event_customer"),
+            models.Index(fields=["occurred_at"], condition=Q(cost_source="unpriced"), name="usage_event_unpriced"),
+        ]
+
+    def __str__(self) -> str:
+        return self.request_id
+
+
+class UsageRollup(models.Model):
+    """Hourly sums per (customer, team, key, provider, model, pipeline stage).
+
+    Dimension ids are 0 and strings empty when an event had none, so the natural key is
+    a plain unique constraint that upserts can target on PostgreSQL and SQLite alike.
+    ``latency_bucket_NN`` are the counts of ``billing.histogram`` (checked at import).
+    """
+
+    bucket = models.DateTimeField()
+    customer_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    virtual_key_id = models.BigIntegerField(default=0)
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    pipeline_stage = models.CharField(max_length=100, default="")
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    images = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    unpriced_requests = models.BigIntegerField(default=0)
+    cache_hits = models.BigIntegerField(default=0)
+    cache_savings = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    fallbacks = models.BigIntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0)
+    latency_sum_ms = models.BigIntegerField(default=0)
+    latency_bucket_00 = models.BigIntegerField(default=0)
+    latency_bucket_01 = models.BigIntegerField(default=0)
+    latency_bucket_02 = models.BigIntegerField(default=0)
+    latency_bucket_03 = models.BigIntegerField(default=0)
+    latency_bucket_04 = models.BigIntegerField(default=0)
+    latency_bucket_05 = models.BigIntegerField(default=0)
+    latency_bucket_06 = models.BigIntegerField(default=0)
+    latency_bucket_07 = models.BigIntegerField(default=0)
+    latency_bucket_08 = models.BigIntegerField(default=0)
+    latency_bucket_09 = models.BigIntegerField(default=0)
+    latency_bucket_10 = models.BigIntegerField(default=0)
+    latency_bucket_11 = models.BigIntegerField(default=0)
+    latency_bucket_12 = models.BigIntegerField(default=0)
+    latency_bucket_13 = models.BigIntegerField(default=0)
+    latency_bucket_14 = models.BigIntegerField(default=0)
+    latency_bucket_15 = models.BigIntegerField(default=0)
+    latency_bucket_16 = models.BigIntegerField(default=0)
+    latency_bucket_17 = models.BigIntegerField(default=0)
+    latency_bucket_18 = models.BigIntegerField(default=0)
+    latency_bucket_19 = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "customer_id", "team_id", "virtual_key_id", "provider", "model", "pipeline_stage"],
+                name="usage_rollup_key_uniq",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["bucket"], name="usage_rollup_bucket"),
+            models.Index(fields=["customer_id", "bucket"], name="usage_rollup_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:00} {self.provider}/{self.model}"
+
+
+assert all(hasattr(UsageRollup, name) for name in BUCKET_FIELDS), "rollup columns must match the histogram"

@@ -1,0 +1,87 @@
+"""The hook ingest calls, in its own transaction, with the spend of newly stored events.
+
+Each charge is added to the current period of every budget in its chain (key → team →
+customer → organization) with SQL increments, so concurrent workers never lose an
+update and an event counted once is charged once. Thresholds, alerts and blocking build
+on these periods (budgets issue).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q
+
+from governance.models import Budget, BudgetPeriod, BudgetScope
+from governance.periods import period_bounds
+
+
+@dataclass(frozen=True)
+class SpendCharge:
+    occurred_at: datetime
+    cost: Decimal
+    customer_id: int | None
+    team_id: int | None
+    virtual_key_id: int | None
+
+
+def _budgets_for(charges: Sequence[SpendCharge]) -> list[Budget]:
+    customers = {c.customer_id for c in charges if c.customer_id}
+    teams = {c.team_id for c in charges if c.team_id}
+    keys = {c.virtual_key_id for c in charges if c.virtual_key_id}
+    return list(
+        Budget.objects.filter(
+            Q(scope_type=BudgetScope.ORGANIZATION)
+            | Q(customer_id__in=customers)
+            | Q(team_id__in=teams)
+            | Q(virtual_key_id__in=keys)
+        ).only("id", "scope_type", "customer_id", "team_id", "virtual_key_id", "period", "timezone")
+    )
+
+
+def _applies(budget: Budget, charge: SpendCharge) -> bool:
+    if budget.scope_type == BudgetScope.ORGANIZATION:
+        return True
+    if budget.scope_type == BudgetScope.CUSTOMER:
+        return budget.customer_id == charge.customer_id
+    if budget.scope_type == BudgetScope.TEAM:
+        return budget.team_id == charge.team_id
+    return budget.virtual_key_id == charge.virtual_key_id
+
+
+def charge_spend(*, charges: Sequence[SpendCharge]) -> int:
+    """Add ``charges`` to the periods they fall in; returns the number of periods touched.
+
+    Side effects: upserts BudgetPeriod rows (one statement), incrementing ``spent``.
+    """
+    charges = [charge for charge in charges if charge.cost]
+    if not charges:
+        return 0
+    budgets = _budgets_for(charges)
+    totals: dict[tuple[int, datetime, datetime], Decimal] = defaultdict(Decimal)
+    for budget in budgets:
+        for charge in charges:
+            if _applies(budget, charge):
+                start, end = period_bounds(budget.period, budget.timezone, charge.occurred_at)
+                totals[(budget.pk, start, end)] += charge.cost
+    if not totals:
+        return 0
+    table = BudgetPeriod._meta.db_table
+    rows = sorted(totals.items())  # a fixed order: concurrent workers lock rows alike
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+    params: list[Any] = []
+    for (budget_id, start, end), spent in rows:
+        params += [budget_id, start, end, spent]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO {table} (budget_id, start, "end", spent) VALUES {values} '  # noqa: S608 - fixed names
+            f"ON CONFLICT (budget_id, start) DO UPDATE SET spent = {table}.spent + excluded.spent",
+            params,
+        )
+    return len(rows)
