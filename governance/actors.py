@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +27,17 @@ class Actor:
         return cls(label=f"system:{name}", via=AuditVia.SYSTEM)
 
 
+def _normalised_ip(value: str | None) -> str | None:
+    """The canonical form the database will store (and the audit hash must cover)."""
+    try:
+        return ipaddress.ip_address(value).compressed if value else None
+    except ValueError:
+        return None
+
+
 def actor_from_request(request: Any, *, via: str) -> Actor:
     """The actor behind an HTTP request: its API token if it used one, else its user."""
-    ip = request.META.get("REMOTE_ADDR") or None
+    ip = _normalised_ip(request.META.get("REMOTE_ADDR"))
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiToken):
         return Actor(label=f"token:{auth.name}", via=via, user_id=auth.user_id, api_token_id=auth.pk, ip=ip)

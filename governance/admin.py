@@ -1,5 +1,9 @@
-"""Django admin for every governance model. Secrets and their hashes are never shown;
-the audit log is read-only."""
+"""Django admin: a read-only window on every governance model.
+
+Every write goes through a service (which validates it and writes the audit entry), so
+the admin does not write models itself. Role grants are the exception admins need
+before the user pages exist; they too go through an audited service.
+"""
 
 from __future__ import annotations
 
@@ -8,74 +12,22 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from governance.models import ApiToken, AuditEntry, Budget, Customer, GatewayNode, RoleGrant, Team, VirtualKey
+from governance.actors import actor_from_request
+from governance.models import (
+    ApiToken,
+    AuditEntry,
+    Budget,
+    BudgetPeriod,
+    Customer,
+    GatewayNode,
+    RoleGrant,
+    Team,
+    VirtualKey,
+)
+from governance.services.users import grant_role, revoke_role
 
 
-@admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin[Customer]):
-    list_display = ["name", "external_id", "currency", "markup_percent", "created_at"]
-    search_fields = ["name", "external_id"]
-
-
-@admin.register(Team)
-class TeamAdmin(admin.ModelAdmin[Team]):
-    list_display = ["slug", "name", "customer"]
-    search_fields = ["slug", "name"]
-    list_select_related = ["customer"]
-
-
-class ReadOnlySecretsAdmin(admin.ModelAdmin[Any]):
-    """Objects created with a secret are issued through the API or a command (which show
-    the secret once), so the admin only reads them."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(VirtualKey)
-class VirtualKeyAdmin(ReadOnlySecretsAdmin):
-    list_display = ["name", "public_id", "secret_prefix", "status", "team", "customer", "expires_at"]
-    list_filter = ["status"]
-    search_fields = ["name", "public_id", "secret_prefix"]
-    exclude = ["secret_sha256", "previous_secret_sha256"]
-    list_select_related = ["team", "customer"]
-
-
-@admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin[Budget]):
-    list_display = ["id", "scope_type", "customer", "team", "virtual_key", "amount", "currency", "period", "hard_cap"]
-    list_filter = ["scope_type", "period"]
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(ReadOnlySecretsAdmin):
-    list_display = ["name", "prefix", "role", "user", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["role"]
-    exclude = ["token_sha256"]
-
-
-@admin.register(GatewayNode)
-class GatewayNodeAdmin(ReadOnlySecretsAdmin):
-    list_display = ["name", "kind", "base_url", "ingest_token_prefix", "last_seen_at", "applied_version"]
-    list_filter = ["kind"]
-    exclude = ["ingest_token_sha256", "admin_token_encrypted"]
-
-
-@admin.register(RoleGrant)
-class RoleGrantAdmin(admin.ModelAdmin[RoleGrant]):
-    list_display = ["user", "role", "created_at"]
-    list_filter = ["role"]
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
-    list_display = ["at", "actor", "via", "action", "object_type", "object_repr"]
-    list_filter = ["via", "object_type"]
-    search_fields = ["actor", "action", "object_repr"]
-
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -84,3 +36,80 @@ class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(ReadOnlyAdmin):
+    list_display = ["name", "external_id", "currency", "markup_percent", "created_at"]
+    search_fields = ["name", "external_id"]
+
+
+@admin.register(Team)
+class TeamAdmin(ReadOnlyAdmin):
+    list_display = ["slug", "name", "customer"]
+    search_fields = ["slug", "name"]
+    list_select_related = ["customer"]
+
+
+@admin.register(VirtualKey)
+class VirtualKeyAdmin(ReadOnlyAdmin):
+    list_display = ["name", "public_id", "secret_prefix", "status", "team", "customer", "expires_at"]
+    list_filter = ["status"]
+    search_fields = ["name", "public_id", "secret_prefix"]
+    exclude = ["secret_sha256", "previous_secret_sha256"]
+    list_select_related = ["team", "customer"]
+
+
+@admin.register(Budget)
+class BudgetAdmin(ReadOnlyAdmin):
+    list_display = ["id", "scope_type", "customer", "team", "virtual_key", "amount", "currency", "period", "hard_cap"]
+    list_filter = ["scope_type", "period"]
+
+
+@admin.register(BudgetPeriod)
+class BudgetPeriodAdmin(ReadOnlyAdmin):
+    list_display = ["budget", "start", "end", "spent"]
+
+
+@admin.register(GatewayNode)
+class GatewayNodeAdmin(ReadOnlyAdmin):
+    list_display = ["name", "kind", "base_url", "ingest_token_prefix", "last_seen_at", "applied_version"]
+    list_filter = ["kind"]
+    exclude = ["ingest_token_sha256", "admin_token_encrypted"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    list_display = ["name", "prefix", "role", "user", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["role"]
+    exclude = ["token_sha256"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["at", "actor", "via", "action", "object_type", "object_repr"]
+    list_filter = ["via", "object_type"]
+    search_fields = ["actor", "action", "object_repr"]
+
+
+@admin.register(RoleGrant)
+class RoleGrantAdmin(admin.ModelAdmin[RoleGrant]):
+    """Grant and revoke roles (audited through the service); grants are never edited."""
+
+    list_display = ["user", "role", "created_at"]
+    list_filter = ["role"]
+    fields = ["user", "role"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None
+
+    def save_model(self, request: HttpRequest, obj: RoleGrant, form: Any, change: bool) -> None:
+        granted = grant_role(actor=actor_from_request(request, via="ui"), user=obj.user, role=obj.role)
+        obj.pk = granted.pk
+
+    def delete_model(self, request: HttpRequest, obj: RoleGrant) -> None:
+        revoke_role(actor=actor_from_request(request, via="ui"), grant=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for grant in queryset:
+            self.delete_model(request, grant)

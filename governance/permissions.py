@@ -14,11 +14,19 @@ Roles = frozenset[str]
 
 
 def roles_for(user: Any, auth: Any = None) -> Roles:
-    """The roles a request acts with: an API token's own role, else the user's grants."""
+    """The roles a request acts with: an API token's role (bounded by its owner's current
+    roles, so demoting a user demotes their tokens), else the user's grants."""
     if isinstance(auth, ApiToken):
-        return frozenset({auth.role})
+        if auth.user_id is None:
+            return frozenset({auth.role})
+        return frozenset({auth.role}) & roles_of_user(auth.user)
     if user is None or not user.is_authenticated:
         return frozenset()
+    return roles_of_user(user)
+
+
+def roles_of_user(user: Any) -> Roles:
+    """A user's granted roles (superusers are admins), cached on the user object."""
     if not hasattr(user, "_bursar_roles"):
         granted = set(user.role_grants.values_list("role", flat=True))
         if user.is_superuser:

@@ -32,6 +32,14 @@ def list_virtual_keys() -> QuerySet[VirtualKey]:
     return VirtualKey.objects.select_related("team", "customer").prefetch_related("blocked_by")
 
 
+def filter_virtual_keys_by_status(keys: QuerySet[VirtualKey], *, status: str, now: datetime) -> QuerySet[VirtualKey]:
+    """Keys whose effective status (``VirtualKey.effective_status``) is ``status``."""
+    lapsed = Q(status__in=[VirtualKeyStatus.ACTIVE, VirtualKeyStatus.BLOCKED], expires_at__lte=now)
+    if status == VirtualKeyStatus.EXPIRED:
+        return keys.filter(Q(status=VirtualKeyStatus.EXPIRED) | lapsed)
+    return keys.filter(status=status).exclude(lapsed)
+
+
 def list_budgets() -> QuerySet[Budget]:
     return Budget.objects.select_related("customer", "team", "virtual_key")
 
@@ -86,12 +94,12 @@ class GovernanceSummary:
     budgets: int
 
 
-def get_governance_summary() -> GovernanceSummary:
+def get_governance_summary(*, now: datetime) -> GovernanceSummary:
     return GovernanceSummary(
         customers=Customer.objects.count(),
         teams=Team.objects.count(),
-        active_keys=VirtualKey.objects.filter(status=VirtualKeyStatus.ACTIVE).count(),
-        blocked_keys=VirtualKey.objects.filter(status=VirtualKeyStatus.BLOCKED).count(),
+        active_keys=filter_virtual_keys_by_status(VirtualKey.objects.all(), status="active", now=now).count(),
+        blocked_keys=filter_virtual_keys_by_status(VirtualKey.objects.all(), status="blocked", now=now).count(),
         budgets=Budget.objects.count(),
     )
 

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from governance import permissions, selectors
 
@@ -16,7 +17,7 @@ def home(request: HttpRequest) -> HttpResponse:
     if not permissions.can_use_dashboard(roles):
         raise PermissionDenied("Your account has no role yet; ask an admin to grant one.")
     context = {
-        "summary": selectors.get_governance_summary(),
+        "summary": selectors.get_governance_summary(now=timezone.now()),
         "roles": sorted(roles),
     }
     return render(request, "dashboard/home.html", context)

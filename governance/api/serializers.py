@@ -163,15 +163,6 @@ class BudgetWriteSerializer(serializers.Serializer[Budget]):
     )
     hard_cap = serializers.BooleanField(default=True)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if self.partial:
-            fixed = sorted({"scope_type", "scope_id"} & set(self.initial_data))
-            if fixed:
-                raise serializers.ValidationError(
-                    {name: ["a budget's scope cannot change; create a new budget instead"] for name in fixed}
-                )
-        return attrs
-
 
 class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
     class Meta:

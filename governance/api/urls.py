@@ -2,7 +2,10 @@ from rest_framework.routers import DefaultRouter
 
 from governance.api import views
 
-router = DefaultRouter(trailing_slash=True)
+# "/?": clients that drop the trailing slash reach the same endpoint instead of a redirect
+# that would lose a POST body.
+router = DefaultRouter()
+router.trailing_slash = "/?"
 router.register("customers", views.CustomerViewSet, basename="customer")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("virtual-keys", views.VirtualKeyViewSet, basename="virtual-key")

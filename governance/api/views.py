@@ -19,7 +19,7 @@ from governance import permissions, selectors
 from governance.actors import Actor, actor_from_request
 from governance.api import serializers as s
 from governance.api.permissions import RoleRule
-from governance.models import ApiToken, AuditEntry, Budget, Customer, GatewayNode, Team, VirtualKey
+from governance.models import ApiToken, AuditEntry, Budget, Customer, GatewayNode, Team, VirtualKey, VirtualKeyStatus
 from governance.services import api_tokens, budgets, nodes, organization, virtual_keys
 
 
@@ -117,6 +117,18 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewS
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class VirtualKeyFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=VirtualKeyStatus.choices, method="filter_status")
+
+    class Meta:
+        model = VirtualKey
+        fields = ["team", "customer", "public_id"]
+
+    def filter_status(self, queryset: QuerySet[VirtualKey], name: str, value: str) -> QuerySet[VirtualKey]:
+        """By the status a client reads: a key past its expiry is expired before the sweep."""
+        return selectors.filter_virtual_keys_by_status(queryset, status=value, now=timezone.now())
+
+
 @extend_schema_view(
     create=extend_schema(request=s.VirtualKeyWriteSerializer, responses={201: s.IssuedVirtualKeySerializer}),
     partial_update=extend_schema(request=s.VirtualKeyWriteSerializer, responses=s.VirtualKeySerializer),
@@ -127,7 +139,7 @@ class VirtualKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servic
     read_serializer = s.VirtualKeySerializer
     write_serializer = s.VirtualKeyWriteSerializer
     read_rule = staticmethod(permissions.can_view_virtual_keys)
-    filterset_fields = ["team", "customer", "status", "public_id"]
+    filterset_class = VirtualKeyFilter
     search_fields = ["name", "public_id", "secret_prefix"]
     ordering_fields = ["name", "created_at", "expires_at"]
     http_method_names = ["get", "post", "patch", "head", "options"]

@@ -11,7 +11,9 @@ from django.db import transaction
 from bursar.errors import InvalidInput
 from governance.actors import Actor
 from governance.models import ApiToken, Role
+from governance.permissions import roles_of_user
 from governance.secrets import generate_secret
+from governance.services._changes import lock_for_update
 from governance.services.audit import record_audit, snapshot
 
 TOKEN_FIELDS = ("name", "prefix", "role", "user", "expires_at", "revoked_at")
@@ -43,6 +45,10 @@ def create_api_token(
         raise InvalidInput(f"{role!r} is not a role; use one of {', '.join(Role.values)}", field="role")
     if not name.strip():
         raise InvalidInput("must not be blank", field="name")
+    if user is not None and role not in roles_of_user(user):
+        raise InvalidInput(
+            f"{user.get_username()} does not hold the {role} role; a token cannot exceed its owner", field="role"
+        )
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("must be in the future", field="expires_at")
     secret = generate_secret("bsr_")
@@ -61,11 +67,12 @@ def revoke_api_token(*, actor: Actor, token: ApiToken, now: datetime) -> ApiToke
 
     Side effects: updates the ApiToken row; one AuditEntry on the first revoke.
     """
+    lock_for_update(token)
     if token.revoked_at is not None:
         return token
     before = snapshot(token, TOKEN_FIELDS)
     token.revoked_at = now
-    token.save(update_fields=["revoked_at"])
+    token.save(update_fields=["revoked_at"])  # the row is locked above
     record_audit(
         actor=actor, action="api_token.revoke", instance=token, before=before, after=snapshot(token, TOKEN_FIELDS)
     )

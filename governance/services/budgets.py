@@ -11,7 +11,7 @@ from django.db import transaction
 from bursar.errors import InvalidInput
 from governance.actors import Actor
 from governance.models import Budget, BudgetScope, Customer, Team, VirtualKey
-from governance.services._changes import save_changes
+from governance.services._changes import lock_for_update, save_changes
 from governance.services.audit import record_audit, snapshot
 
 BUDGET_FIELDS = (
@@ -113,6 +113,10 @@ def update_budget(*, actor: Actor, budget: Budget, changes: dict[str, Any]) -> B
 
     Side effects: updates the Budget row; one AuditEntry when something changed.
     """
+    fixed = sorted({"scope_type", "scope_id", "customer", "team", "virtual_key"} & set(changes))
+    if fixed:
+        raise InvalidInput("a budget's scope cannot change; create a new budget instead", field=fixed[0])
+    lock_for_update(budget)
     changes = dict(changes)
     if "amount" in changes and changes["amount"] <= 0:
         raise InvalidInput("must be greater than zero", field="amount")

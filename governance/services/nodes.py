@@ -13,7 +13,7 @@ from governance.actors import Actor
 from governance.crypto import encrypt
 from governance.models import GatewayNode
 from governance.secrets import generate_secret
-from governance.services._changes import save_changes
+from governance.services._changes import lock_for_update, save_changes
 from governance.services.audit import record_audit, snapshot
 
 NODE_FIELDS = ("name", "kind", "base_url", "ingest_token_prefix")
@@ -61,6 +61,7 @@ def update_gateway_node(*, actor: Actor, node: GatewayNode, changes: dict[str, A
 
     Side effects: updates the GatewayNode row; one AuditEntry when something changed.
     """
+    lock_for_update(node)
     changes = dict(changes)
     if "admin_token" in changes:
         changes["admin_token_encrypted"] = encrypt(changes.pop("admin_token") or "")

@@ -9,8 +9,8 @@ from django.db import IntegrityError, transaction
 
 from bursar.errors import Conflict
 from governance.actors import Actor
-from governance.models import Customer, Team
-from governance.services._changes import save_changes
+from governance.models import Customer, Team, VirtualKeyStatus
+from governance.services._changes import lock_for_update, save_changes
 from governance.services.audit import record_audit, snapshot
 
 CUSTOMER_FIELDS = ("external_id", "name", "currency", "markup_percent")
@@ -44,6 +44,7 @@ def update_customer(*, actor: Actor, customer: Customer, changes: dict[str, Any]
 
     Side effects: updates the Customer row; one AuditEntry when something changed.
     """
+    lock_for_update(customer)
     try:
         with transaction.atomic():
             save_changes(
@@ -92,11 +93,14 @@ def update_team(*, actor: Actor, team: Team, changes: dict[str, Any]) -> Team:
 
     Side effects: updates the Team row; one AuditEntry when something changed.
     """
-    if "customer" in changes and changes["customer"] != team.customer and team.virtual_keys.exists():
+    lock_for_update(team)
+    live_keys = team.virtual_keys.exclude(status=VirtualKeyStatus.REVOKED)
+    if "customer" in changes and changes["customer"] != team.customer and live_keys.exists():
         # Keys carry the customer they were issued for; moving the team would leave
-        # them billed to the old one. Re-issuing them under the new customer is explicit.
+        # them billed to the old one. Moving or revoking the keys first is explicit.
         raise Conflict(
-            "this team has virtual keys issued for its current customer; revoke or move them first",
+            "this team has unrevoked virtual keys issued for its current customer; "
+            "move them to another team or revoke them first",
             field="customer",
         )
     try:

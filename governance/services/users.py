@@ -34,3 +34,35 @@ def create_user(*, actor: Actor, username: str, email: str, password: str | None
     after = {"username": username, "email": email, "role": role}
     record_audit(actor=actor, action="user.create", instance=user, before=None, after=after)
     return user
+
+
+@transaction.atomic
+def grant_role(*, actor: Actor, user: AbstractUser, role: str) -> RoleGrant:
+    """Give a user a role; granting one it holds changes nothing.
+
+    Side effects: one RoleGrant row and one AuditEntry when the role is new.
+    """
+    if role not in Role.values:
+        raise InvalidInput(f"{role!r} is not a role; use one of {', '.join(Role.values)}", field="role")
+    grant, created = RoleGrant.objects.get_or_create(user=user, role=role)
+    if created:
+        record_audit(
+            actor=actor, action="role.grant", instance=grant, before=None, after={"user": user.pk, "role": role}
+        )
+    return grant
+
+
+@transaction.atomic
+def revoke_role(*, actor: Actor, grant: RoleGrant) -> None:
+    """Take a role away from a user.
+
+    Side effects: deletes the RoleGrant row; one AuditEntry.
+    """
+    record_audit(
+        actor=actor,
+        action="role.revoke",
+        instance=grant,
+        before={"user": grant.user_id, "role": grant.role},
+        after=None,
+    )
+    grant.delete()

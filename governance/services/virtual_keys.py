@@ -14,7 +14,7 @@ from bursar.errors import Conflict, InvalidInput
 from governance.actors import Actor
 from governance.models import Customer, Team, VirtualKey, VirtualKeyStatus
 from governance.secrets import generate_secret
-from governance.services._changes import save_changes
+from governance.services._changes import lock_for_update, save_changes
 from governance.services.audit import record_audit, snapshot
 
 KEY_FIELDS = (
@@ -118,6 +118,7 @@ def update_virtual_key(*, actor: Actor, key: VirtualKey, changes: dict[str, Any]
 
     Side effects: updates the VirtualKey row; one AuditEntry when something changed.
     """
+    lock_for_update(key)
     _refuse_if_revoked(key)
     changes = dict(changes)
     if "allowed_models" in changes:
@@ -141,6 +142,7 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
 
     Side effects: updates the VirtualKey row; one AuditEntry.
     """
+    lock_for_update(key)
     _refuse_if_revoked(key)
     if grace < timedelta(0) or grace > MAX_GRACE:
         raise InvalidInput(f"must be between 0 and {int(MAX_GRACE.total_seconds())} seconds", field="grace_seconds")
@@ -157,7 +159,16 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
     key.rotated_at = now
     try:
         with transaction.atomic():
-            key.save()
+            key.save(
+                update_fields=[
+                    "previous_secret_sha256",
+                    "previous_secret_expires_at",
+                    "secret_sha256",
+                    "secret_prefix",
+                    "rotated_at",
+                    "updated_at",
+                ]
+            )
     except IntegrityError:  # a 256-bit collision: practically impossible, still not a 500
         raise Conflict("could not generate a unique secret; try again") from None
     after = snapshot(key, KEY_FIELDS) | {"grace_seconds": int(grace.total_seconds())}
@@ -171,6 +182,7 @@ def revoke_virtual_key(*, actor: Actor, key: VirtualKey, now: datetime) -> Virtu
 
     Side effects: updates the VirtualKey row; one AuditEntry on the first revoke.
     """
+    lock_for_update(key)
     if key.status == VirtualKeyStatus.REVOKED:
         return key
     before = snapshot(key, KEY_FIELDS)
@@ -178,7 +190,9 @@ def revoke_virtual_key(*, actor: Actor, key: VirtualKey, now: datetime) -> Virtu
     key.revoked_at = now
     key.previous_secret_sha256 = ""
     key.previous_secret_expires_at = None
-    key.save()
+    key.save(
+        update_fields=["status", "revoked_at", "previous_secret_sha256", "previous_secret_expires_at", "updated_at"]
+    )
     record_audit(actor=actor, action="virtual_key.revoke", instance=key, before=before, after=snapshot(key, KEY_FIELDS))
     return key
 

@@ -282,3 +282,81 @@ def test_moving_a_team_with_keys_to_another_customer_is_a_409(admin_api):
     assert "customer" in response.json()
     team.refresh_from_db()
     assert team.customer_id != other.pk
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(admin_api):
+    customer = make_customer()
+    body = '{"name": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = admin_api.patch(f"/api/v1/customers/{customer.pk}/", body, content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_api_404s_and_missing_trailing_slashes_answer_json(admin_api):
+    assert admin_api.get("/api/v1/customers/abc/").json()["code"] == "not_found"
+    response = admin_api.post("/api/v1/customers", {"external_id": "no_slash", "name": "No slash"}, format="json")
+    assert response.status_code == 201
+
+
+def test_token_of_a_demoted_user_loses_the_role(anon):
+    from governance.models import RoleGrant
+
+    user = make_user("finance")
+    issued = make_token("finance", user=user)
+    anon.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.secret}")
+    assert anon.get("/api/v1/budgets/").status_code == 200
+
+    RoleGrant.objects.filter(user=user).delete()
+
+    assert anon.get("/api/v1/budgets/").status_code == 403
+
+
+def test_a_token_cannot_carry_a_role_its_owner_lacks():
+    from bursar.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as error:
+        make_token("admin", user=make_user("viewer"))
+    assert error.value.field == "role"
+
+
+def test_status_filter_sees_a_key_past_its_expiry_as_expired(admin_api):
+    key = make_key(expires_at=timezone.now() + timedelta(minutes=1)).key
+    VirtualKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert [k["id"] for k in admin_api.get("/api/v1/virtual-keys/", {"status": "expired"}).json()["results"]] == [
+        key.pk
+    ]
+    assert admin_api.get("/api/v1/virtual-keys/", {"status": "active"}).json()["count"] == 0
+
+
+def test_ipv6_actor_addresses_keep_the_audit_chain_intact(admin_api):
+    from governance.audit_chain import verify_audit_chain
+
+    admin_api.post("/api/v1/customers/", {"external_id": "v6", "name": "V6"}, format="json", REMOTE_ADDR="2001:0DB8::1")
+
+    assert AuditEntry.objects.filter(action="customer.create").get().ip == "2001:db8::1"
+    assert verify_audit_chain().first_broken_id is None
+
+
+def test_a_team_whose_keys_are_all_revoked_can_move_to_another_customer(admin_api):
+    team = make_team(customer=make_customer())
+    key = make_key(team=team).key
+    admin_api.post(f"/api/v1/virtual-keys/{key.pk}/revoke/")
+    other = make_customer()
+
+    response = admin_api.patch(f"/api/v1/teams/{team.pk}/", {"customer": other.pk}, format="json")
+
+    assert response.status_code == 200
+
+
+def test_concurrent_edits_of_one_key_both_survive():
+    from governance.services.virtual_keys import update_virtual_key
+    from tests.factories import ACTOR
+
+    key = make_key(name="old").key
+    stale_copy = VirtualKey.objects.get(pk=key.pk)
+    update_virtual_key(actor=ACTOR, key=key, changes={"name": "new name"}, now=timezone.now())
+
+    update_virtual_key(actor=ACTOR, key=stale_copy, changes={"allowed_models": ["openai/*"]}, now=timezone.now())
+
+    key.refresh_from_db()
+    assert (key.name, key.allowed_models) == ("new name", ["openai/*"])

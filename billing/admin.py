@@ -1,0 +1,29 @@
+"""Read-only admin for billing rows (prices change through the API, which audits them)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from billing.models import ModelPrice, UsageEvent, UsageRollup
+from governance.admin import ReadOnlyAdmin
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(ReadOnlyAdmin):
+    list_display = ["provider", "model", "effective_from", "input_per_million", "output_per_million"]
+    list_filter = ["provider"]
+    search_fields = ["model"]
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(ReadOnlyAdmin):
+    list_display = ["request_id", "occurred_at", "provider", "model", "customer_id", "cost", "cost_source", "status"]
+    list_filter = ["cost_source", "provider"]
+    search_fields = ["request_id"]
+    show_full_result_count = False  # counting millions of rows on every page is the slow part
+
+
+@admin.register(UsageRollup)
+class UsageRollupAdmin(ReadOnlyAdmin):
+    list_display = ["bucket", "customer_id", "provider", "model", "pipeline_stage", "requests", "cost"]
+    show_full_result_count = False
