@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from billing.models import ModelPrice, UsageEvent, UsageRollup
+from billing.models import ModelPrice, RepriceJob, UsageEvent, UsageRollup
 from governance.admin import ReadOnlyAdmin
 
 
@@ -27,3 +27,8 @@ class UsageEventAdmin(ReadOnlyAdmin):
 class UsageRollupAdmin(ReadOnlyAdmin):
     list_display = ["bucket", "customer_id", "provider", "model", "pipeline_stage", "requests", "cost"]
     show_full_result_count = False
+
+
+@admin.register(RepriceJob)
+class RepriceJobAdmin(ReadOnlyAdmin):
+    list_display = ["id", "start", "end", "state", "requested_by", "events_total", "events_done", "events_changed"]

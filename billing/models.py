@@ -175,3 +175,41 @@ class UsageRollup(models.Model):
 
 
 assert all(hasattr(UsageRollup, name) for name in BUCKET_FIELDS), "rollup columns must match the histogram"
+
+
+class RepriceState(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class RepriceJob(models.Model):
+    """An admin's request to price stored events again from the catalog, with progress.
+
+    Events whose cost the gateway reported keep it; the others (catalog-priced and
+    unpriced) are priced by the catalog as it stands, and the rollups and budget periods
+    move by the difference.
+    """
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    provider = models.CharField(max_length=100, blank=True, default="")
+    model = models.CharField(max_length=200, blank=True, default="")
+    state = models.CharField(max_length=10, choices=RepriceState.choices, default=RepriceState.PENDING)
+    requested_by = models.CharField(max_length=200)
+    events_total = models.BigIntegerField(default=0)
+    events_done = models.BigIntegerField(default=0)
+    events_changed = models.BigIntegerField(default=0)
+    # The last event id handled: a job that resumes after a crash continues from here.
+    last_event_id = models.BigIntegerField(default=0)
+    cost_delta = models.DecimalField(max_digits=20, decimal_places=10, default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"re-price {self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} ({self.state})"

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
 
 from billing.histogram import BUCKET_FIELDS, bucket_index
 from billing.models import CostSource, UsageEvent, UsageRollup
@@ -219,10 +219,46 @@ def _insert_events(rows: list[list[Any]]) -> set[str]:
     return inserted
 
 
-def _rollup_rows(items: Sequence[_Priced]) -> list[list[Any]]:
+@dataclass(frozen=True)
+class RollupInput:
+    """One event as the rollups see it (from a batch being stored or from stored rows)."""
+
+    occurred_at: datetime
+    customer_id: int | None
+    team_id: int | None
+    virtual_key_id: int | None
+    provider: str
+    model: str
+    pipeline_stage: str
+    status: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cache_write_tokens: int
+    images: int
+    cost: Decimal | None
+    cache: str
+    savings: Decimal
+    fallback: bool
+    latency_ms: int | None
+
+
+ROLLUP_INPUT_FIELDS = tuple(RollupInput.__dataclass_fields__)
+
+
+def _as_rollup_input(item: _Priced) -> RollupInput:
+    e = item.event
+    return RollupInput(
+        e.occurred_at, e.customer_id, e.team_id, e.virtual_key_id, e.provider, e.model, e.pipeline_stage, e.status,
+        e.input_tokens, e.output_tokens, e.cached_input_tokens, e.cache_write_tokens, e.images, item.cost, e.cache,
+        item.savings, e.fallback, e.latency_ms,
+    )  # fmt: skip
+
+
+def rollup_rows(items: Sequence[RollupInput]) -> list[list[Any]]:
+    """Aggregate events into rollup rows (key columns, then ``ROLLUP_SUMS``), sorted."""
     sums: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for item in items:
-        e = item.event
+    for e in items:
         key = (
             e.occurred_at.replace(minute=0, second=0, microsecond=0),
             e.customer_id or 0,
@@ -242,10 +278,10 @@ def _rollup_rows(items: Sequence[_Priced]) -> list[list[Any]]:
         row["cached_input_tokens"] += e.cached_input_tokens
         row["cache_write_tokens"] += e.cache_write_tokens
         row["images"] += e.images
-        row["cost"] += item.cost or ZERO
-        row["unpriced_requests"] += item.cost is None
+        row["cost"] += e.cost or ZERO
+        row["unpriced_requests"] += e.cost is None
         row["cache_hits"] += e.cache != "none"
-        row["cache_savings"] += item.savings
+        row["cache_savings"] += e.savings
         row["fallbacks"] += e.fallback
         if e.latency_ms is not None:
             row["latency_count"] += 1
@@ -306,7 +342,7 @@ def record_usage(
     rows = [_event_row(item, batch_id=batch_id, node_id=node_id, received_at=received_at) for item in priced]
     inserted_ids = _insert_events(rows) if rows else set()
     fresh = [item for item in priced if item.event.request_id in inserted_ids]
-    upsert_rollups(_rollup_rows(fresh))
+    upsert_rollups(rollup_rows([_as_rollup_input(item) for item in fresh]))
     return RecordResult(
         inserted=[
             StoredEvent(
@@ -321,3 +357,34 @@ def record_usage(
         duplicates=len(events) - len(fresh),
         unpriced=sum(item.cost is None for item in fresh),
     )
+
+
+def rebuild_rollups(*, start: datetime, end: datetime) -> tuple[int, int]:
+    """Recompute the rollups of the hours in ``[start, end)`` from stored events.
+
+    For repairs (a bug fixed, rows edited by hand). Hour-aligned: the range is widened to
+    whole hours. Runs in one transaction; returns (events read, rollup rows written).
+    Side effects: deletes and re-creates UsageRollup rows of those hours.
+    """
+    first = start.replace(minute=0, second=0, microsecond=0)
+    last = (
+        end
+        if end == end.replace(minute=0, second=0, microsecond=0)
+        else end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    )
+    fields = [name if name != "savings" else "cache_savings" for name in ROLLUP_INPUT_FIELDS]
+    with transaction.atomic():
+        UsageRollup.objects.filter(bucket__gte=first, bucket__lt=last).delete()
+        events = UsageEvent.objects.filter(occurred_at__gte=first, occurred_at__lt=last).order_by("id")
+        read = 0
+        written = 0
+        chunk: list[RollupInput] = []
+        for values in events.values_list(*fields).iterator(chunk_size=10_000):
+            chunk.append(RollupInput(*values))
+            if len(chunk) >= 50_000:
+                rows = rollup_rows(chunk)
+                upsert_rollups(rows)
+                read, written, chunk = read + len(chunk), written + len(rows), []
+        rows = rollup_rows(chunk)
+        upsert_rollups(rows)
+    return read + len(chunk), written + len(rows)

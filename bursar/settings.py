@@ -193,6 +193,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "expire-virtual-keys": {"task": "governance.expire_virtual_keys", "schedule": 60.0},
     "requeue-stale-ingest-batches": {"task": "ingest.requeue_stale_batches", "schedule": 30.0},
+    "purge-processed-ingest-batches": {"task": "ingest.purge_processed_batches", "schedule": 3600.0},
 }
 
 # --- Ingest -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from bursar.api import json_not_found, json_server_error
+from ingest.metrics import metrics_view
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -31,6 +32,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("governance.api.urls")),
     path("ingest/", include("ingest.api.urls")),
+    path("", include("billing.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
@@ -40,5 +42,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("governance.urls")),
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from governance.admin import ReadOnlyAdmin
-from ingest.models import IngestBatch
+from ingest.models import IngestBatch, IngestTotals
 
 
 @admin.register(IngestBatch)
@@ -12,3 +12,8 @@ class IngestBatchAdmin(ReadOnlyAdmin):
     list_filter = ["state", "format"]
     exclude = ["events"]
     show_full_result_count = False
+
+
+@admin.register(IngestTotals)
+class IngestTotalsAdmin(ReadOnlyAdmin):
+    list_display = ["node_id", "format", "batches", "accepted", "inserted", "duplicates"]

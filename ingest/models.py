@@ -49,3 +49,23 @@ class IngestBatch(models.Model):
 
     def __str__(self) -> str:
         return f"batch {self.id} ({self.state}, {self.accepted} events)"
+
+
+class IngestTotals(models.Model):
+    """Lifetime counts of batches already purged, so /metrics counters never go down
+    when old batches (and their event payloads) are deleted."""
+
+    node_id = models.BigIntegerField()
+    format = models.CharField(max_length=10, choices=BatchFormat.choices)
+    batches = models.BigIntegerField(default=0)
+    accepted = models.BigIntegerField(default=0)
+    rejected = models.BigIntegerField(default=0)
+    inserted = models.BigIntegerField(default=0)
+    duplicates = models.BigIntegerField(default=0)
+    processing_ms = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["node_id", "format"], name="ingest_totals_uniq")]
+
+    def __str__(self) -> str:
+        return f"node {self.node_id} {self.format}: {self.accepted} accepted"

@@ -13,6 +13,7 @@ from uuid import UUID
 import orjson
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from billing.services import EventInput, record_usage
@@ -23,7 +24,7 @@ from governance.services.nodes import mark_gateway_node_seen
 from governance.services.organization import ensure_customers
 from governance.services.spend import SpendCharge, charge_spend
 from ingest.formats import ParsedBody, Rejected
-from ingest.models import BatchState, IngestBatch
+from ingest.models import BatchState, IngestBatch, IngestTotals
 from ingest.schema import validate_event
 
 logger = logging.getLogger("bursar.ingest")
@@ -217,3 +218,35 @@ def requeue_stale_batches(*, now: datetime, older_than: timedelta = timedelta(se
     for batch_id in stale:
         enqueue_batch(batch_id=batch_id)
     return len(stale)
+
+
+def purge_processed_batches(*, now: datetime, older_than: timedelta = timedelta(days=7)) -> int:
+    """Delete processed batches past retention (their events live on as UsageEvent rows),
+    folding their counts into IngestTotals in the same transaction.
+
+    Side effects: IngestTotals increments; IngestBatch rows deleted.
+    """
+    with transaction.atomic():
+        doomed = IngestBatch.objects.filter(state=BatchState.PROCESSED, processed_at__lt=now - older_than)
+        sums = doomed.values("node_id", "format").annotate(
+            batches=Count("id"),
+            accepted_sum=Sum("accepted"),
+            rejected_sum=Sum("rejected"),
+            inserted_sum=Sum("inserted"),
+            duplicates_sum=Sum("duplicates"),
+            processing_sum=Sum("processing_ms"),
+        )
+        for row in sums:
+            totals, _ = IngestTotals.objects.select_for_update().get_or_create(
+                node_id=row["node_id"], format=row["format"]
+            )
+            IngestTotals.objects.filter(pk=totals.pk).update(
+                batches=F("batches") + row["batches"],
+                accepted=F("accepted") + (row["accepted_sum"] or 0),
+                rejected=F("rejected") + (row["rejected_sum"] or 0),
+                inserted=F("inserted") + (row["inserted_sum"] or 0),
+                duplicates=F("duplicates") + (row["duplicates_sum"] or 0),
+                processing_ms=F("processing_ms") + (row["processing_sum"] or 0),
+            )
+        deleted, _ = doomed.delete()
+    return deleted

@@ -8,7 +8,7 @@ from celery import shared_task
 from django.db import DatabaseError, OperationalError
 from django.utils import timezone
 
-from ingest.services import mark_batch_failed, process_batch, requeue_stale_batches
+from ingest.services import mark_batch_failed, process_batch, purge_processed_batches, requeue_stale_batches
 
 MAX_RETRIES = 8
 
@@ -28,3 +28,8 @@ def process_batch_task(self, batch_id: str) -> dict[str, object]:  # type: ignor
 @shared_task(name="ingest.requeue_stale_batches", acks_late=True)
 def requeue_stale_batches_task() -> dict[str, int]:
     return {"requeued": requeue_stale_batches(now=timezone.now())}
+
+
+@shared_task(name="ingest.purge_processed_batches", acks_late=True)
+def purge_processed_batches_task() -> dict[str, int]:
+    return {"purged": purge_processed_batches(now=timezone.now())}

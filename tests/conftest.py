@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from governance.actors import Actor
+from governance.services.nodes import RegisteredNode, register_gateway_node
 from tests.factories import make_token
 
 ROLES = ("admin", "finance", "viewer")
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,3 +45,27 @@ def client_for(db: None) -> Callable[[str | None], APIClient]:
 @pytest.fixture
 def admin_api(client_for: Callable[[str | None], APIClient]) -> APIClient:
     return client_for("admin")
+
+
+@pytest.fixture
+def node(db: None) -> RegisteredNode:
+    return register_gateway_node(actor=Actor.system("tests"), name="gw-eu-1")
+
+
+@pytest.fixture
+def gateway(node: RegisteredNode) -> APIClient:
+    """An API client authenticated as a gateway node."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {node.ingest_token}")
+    return client
+
+
+@pytest.fixture
+def fixture_bytes() -> Callable[[str], bytes]:
+    def read(name: str) -> bytes:
+        path = FIXTURES / name
+        if not path.exists():
+            pytest.fail(f"fixture {path} is missing: the shared/ folder must sit beside the project")
+        return path.read_bytes()
+
+    return read

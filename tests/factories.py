@@ -61,3 +61,18 @@ def make_user(role: str, **overrides: Any) -> User:
     user = create_user(actor=ACTOR, **fields)
     assert isinstance(user, User)
     return user
+
+
+def native_event(**overrides: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "request_id": "req_1",
+        "timestamp": "2026-05-27T14:52:40.123Z",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "input_tokens": 1000,
+        "output_tokens": 100,
+        "latency_ms": 312,
+        "status": 200,
+    }
+    event.update(overrides)
+    return event

@@ -36,6 +36,7 @@ class PayloadTooLarge(APIException):
 class Overloaded(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "overloaded"
+    wait = 5  # DRF's exception handler turns this into Retry-After
 
 
 class IsGatewayNode(BasePermission):
