@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from billing.histogram import BUCKET_FIELDS, bucket_index
 from billing.models import CostSource, UsageEvent, UsageRollup
 from billing.pricing import ZERO, PriceBook, Usage, compute_cost
+from bursar.db import prepare_rows
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def _event_row(item: _Priced, *, batch_id: UUID | None, node_id: int | None, rec
         e.virtual_key_ref, e.customer_ref, e.team_ref, e.end_user, e.provider, e.model, e.operation,
         e.input_tokens, e.output_tokens, e.cached_input_tokens, e.cache_write_tokens, e.images, e.gpu_seconds,
         item.cost, item.source, "USD", item.price_id, e.latency_ms, e.ttft_ms, e.status, e.cache, item.savings,
-        e.fallback, e.pipeline_stage, orjson.dumps(e.tags).decode(), orjson.dumps(e.units).decode(),
+        e.fallback, e.pipeline_stage, e.tags, e.units,
     ]  # fmt: skip
 
 
@@ -198,6 +199,10 @@ def _insert_events(rows: list[list[Any]]) -> set[str]:
         if connection.vendor == "postgresql":
             arrays = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for _, kind in EVENT_COLUMNS)
             select = ", ".join(f"c.{name}::jsonb" if kind == "jsonb" else f"c.{name}" for name, kind in EVENT_COLUMNS)
+            json_columns = [index for index, (_, kind) in enumerate(EVENT_COLUMNS) if kind == "jsonb"]
+            for row in rows:
+                for index in json_columns:
+                    row[index] = orjson.dumps(row[index]).decode()
             columns = [list(column) for column in zip(*rows, strict=True)]
             cursor.execute(
                 f"INSERT INTO {table} ({names}) SELECT {select} FROM unnest({arrays}) AS c({names}) "  # noqa: S608
@@ -206,6 +211,7 @@ def _insert_events(rows: list[list[Any]]) -> set[str]:
             )
             inserted.update(row[0] for row in cursor.fetchall())
         else:
+            rows = prepare_rows(UsageEvent, [name for name, _ in EVENT_COLUMNS], rows)
             per_row = "(" + ", ".join(["%s"] * len(EVENT_COLUMNS)) + ")"
             chunk = max(1, 30_000 // len(EVENT_COLUMNS))  # SQLite's bound-parameter limit is 32,766
             for start in range(0, len(rows), chunk):
@@ -315,6 +321,7 @@ def upsert_rollups(rows: list[list[Any]], *, sign: int = 1) -> None:
                 [list(column) for column in zip(*rows, strict=True)],
             )
         else:
+            rows = prepare_rows(UsageRollup, columns, rows)
             per_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
             chunk = max(1, 30_000 // len(columns))
             for start in range(0, len(rows), chunk):

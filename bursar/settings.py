@@ -181,6 +181,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 # acknowledged late (a worker that dies mid-task leaves it for another) and every
 # task is written to be safe to run twice.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_TASK_ALWAYS_EAGER:
+    CELERY_BROKER_URL = "memory://"  # never reached; keeps Celery from probing localhost
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from billing.services import EventInput, record_usage
 from governance.actors import Actor
@@ -79,8 +80,10 @@ def enqueue_batch(*, batch_id: UUID) -> None:
 
     try:
         process_batch_task.delay(str(batch_id))
-    except Exception:
-        logger.warning("could not queue batch; the sweeper will retry it", extra={"batch_id": str(batch_id)})
+    except (KombuOperationalError, ConnectionError, OSError) as error:  # the broker, not the work
+        logger.warning(
+            "could not queue batch; the sweeper will retry it", extra={"batch_id": str(batch_id), "error": str(error)}
+        )
 
 
 def _text(value: Any) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Q
 
+from bursar.db import prepare_rows
 from governance.models import Budget, BudgetPeriod, BudgetScope
 from governance.periods import period_bounds
 
@@ -75,9 +76,8 @@ def charge_spend(*, charges: Sequence[SpendCharge]) -> int:
     table = BudgetPeriod._meta.db_table
     rows = sorted(totals.items())  # a fixed order: concurrent workers lock rows alike
     values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
-    params: list[Any] = []
-    for (budget_id, start, end), spent in rows:
-        params += [budget_id, start, end, spent]
+    prepared = prepare_rows(BudgetPeriod, ["budget", "start", "end", "spent"], [[*key, spent] for key, spent in rows])
+    params: list[Any] = [value for row in prepared for value in row]
     with connection.cursor() as cursor:
         cursor.execute(
             f'INSERT INTO {table} (budget_id, start, "end", spent) VALUES {values} '  # noqa: S608 - fixed names

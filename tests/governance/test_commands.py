@@ -4,6 +4,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import models
 from rest_framework.test import APIClient
 
 from governance.models import ApiToken, Budget, Customer, Team, VirtualKey
@@ -36,8 +37,21 @@ def test_create_api_token_refuses_an_unknown_user():
         call_command("create_api_token", "--name", "ci", "--role", "viewer", "--user", "ghost")
 
 
-def test_demo_data_loads_once_through_the_services():
-    call_command("seed_demo", "--quiet")
+def test_demo_data_loads_once_through_the_services_and_the_ingest_endpoints(settings):
+    from billing.models import UsageEvent, UsageRollup
+    from ingest.models import IngestBatch
+    from ingest.services import process_batch
+
+    call_command("seed_demo", "--quiet", "--days", "3", "--per-day", "200")
+    # The endpoint accepted the batches; with a broker configured the worker would
+    # process them, which this test does itself.
+    for batch_id in IngestBatch.objects.filter(state="pending").values_list("id", flat=True):
+        process_batch(batch_id=batch_id)
+    assert (
+        IngestBatch.objects.filter(format="litellm").exists() and IngestBatch.objects.filter(format="native").exists()
+    )
+    assert UsageEvent.objects.count() == IngestBatch.objects.aggregate(n=models.Sum("accepted"))["n"] > 300
+    assert UsageRollup.objects.exists()
     first = (Customer.objects.count(), Team.objects.count(), VirtualKey.objects.count(), Budget.objects.count())
     call_command("seed_demo", "--quiet")
 

@@ -8,12 +8,15 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
+from billing.models import UsageEvent
 from governance.actors import Actor
-from governance.models import Budget, Customer, Role
+from governance.models import Budget, Customer, Role, VirtualKey
 from governance.services.budgets import create_budget
+from governance.services.nodes import RegisteredNode, register_gateway_node
 from governance.services.organization import create_customer, create_team
 from governance.services.users import create_user
 from governance.services.virtual_keys import issue_virtual_key
+from ingest.demo import send_demo_traffic
 
 CUSTOMERS = [
     ("acme_corp", "Acme Corp", "USD", "15"),
@@ -48,17 +51,32 @@ DEMO_PASSWORD = "bursar-demo"  # noqa: S105  (local demo accounts, printed on pu
 
 
 class Command(BaseCommand):
-    help = "Load demo customers, teams, keys, budgets and users (skipped if already loaded)."
+    help = (
+        "Load demo customers, teams, keys, budgets, users and a gateway node, then send a few weeks "
+        "of traffic through the ingest endpoints (skipped if already loaded)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--quiet", action="store_true")
+        parser.add_argument("--days", type=int, default=21, help="days of traffic (default 21)")
+        parser.add_argument("--per-day", type=int, default=1500, help="requests on a weekday (default 1500)")
 
-    @transaction.atomic
-    def handle(self, *args: Any, quiet: bool = False, **options: Any) -> None:
+    def handle(self, *args: Any, quiet: bool = False, days: int = 21, per_day: int = 1500, **options: Any) -> None:
         if Customer.objects.filter(external_id=CUSTOMERS[0][0]).exists():
             if not quiet:
                 self.stdout.write("demo data already loaded")
             return
+        node = self._governance(quiet=quiet)
+        keys = list(VirtualKey.objects.order_by("pk").values_list("public_id", flat=True))
+        accepted = send_demo_traffic(ingest_token=node.ingest_token, keys=keys, days=days, per_day=per_day)
+        if not quiet:
+            self.stdout.write(
+                f"demo traffic sent through the ingest endpoints: {accepted} events over {days} days; "
+                f"{UsageEvent.objects.count()} stored"
+            )
+
+    @transaction.atomic
+    def _governance(self, *, quiet: bool) -> RegisteredNode:
         actor = Actor.command("seed_demo")
         now = timezone.now()
         customers = {
@@ -138,6 +156,7 @@ class Command(BaseCommand):
             period="quarterly",
         )
 
+        node = register_gateway_node(actor=actor, name="demo-gateway", kind="litellm")
         for username, role in USERS:
             create_user(
                 actor=actor, username=username, email=f"{username}@example.com", password=DEMO_PASSWORD, role=role
@@ -148,3 +167,4 @@ class Command(BaseCommand):
                 f"{Budget.objects.count()} budgets; "
                 f"sign in as {', '.join(name for name, _ in USERS)} with password {DEMO_PASSWORD!r}"
             )
+        return node
