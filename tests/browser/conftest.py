@@ -33,26 +33,6 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-def _no_static_handler(handler: Any) -> Any:
-    return handler
-
-
-@pytest.fixture
-def server_url(transactional_db: None) -> Iterator[str]:
-    """Bursar served on loopback as production serves it: static files come from the
-    collected, hashed manifest through WhiteNoise, not from Django's dev-only handler."""
-    from django.test.testcases import LiveServerThread
-
-    thread = LiveServerThread("127.0.0.1", _no_static_handler, connections_override={}, port=0)  # type: ignore[arg-type]
-    thread.daemon = True
-    thread.start()
-    thread.is_ready.wait()
-    if thread.error:
-        raise thread.error
-    yield f"http://127.0.0.1:{thread.port}"
-    thread.terminate()
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context()

@@ -27,7 +27,12 @@ def celery_worker_queue(transactional_db: None) -> Iterator[str]:
     """A real ``celery worker`` process on the real broker, consuming a queue of its own."""
     if connection.vendor != "postgresql":
         pytest.fail("the worker integration test needs PostgreSQL (DATABASE_URL)")
+    from bursar.celery import app
+
     queue = f"bursar-test-{uuid.uuid4().hex[:8]}"
+    # Work queued by this process (and its live server thread) goes to this worker only.
+    previous_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
     env = os.environ | {"DATABASE_URL": database_url_of_test_db()}
     worker = subprocess.Popen(
         [
@@ -55,6 +60,7 @@ def celery_worker_queue(transactional_db: None) -> Iterator[str]:
     try:
         yield queue
     finally:
+        app.conf.task_default_queue = previous_queue
         worker.terminate()
         try:
             output, _ = worker.communicate(timeout=20)
