@@ -100,7 +100,6 @@ class UsageEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["request_id"], name="usage_event_request_id_uniq")]
         indexes = [
             models.Index(fields=["occurred_at"], name="usage_event_occurred"),
-            models.Index(fields=["customer_id", "occurred_at"], name="usage_event_customer"),
             models.Index(fields=["occurred_at"], condition=Q(cost_source="unpriced"), name="usage_event_unpriced"),
         ]
 

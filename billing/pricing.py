@@ -83,16 +83,30 @@ class PriceBook:
             # Exact names first, then longer prefixes before shorter ones.
             ordered.sort(key=lambda item: (item[0].endswith("*"), -len(item[0])))
             self._patterns[provider] = ordered
+        self._candidates: dict[tuple[str, str], list[tuple[list[datetime], list[ModelPrice]]]] = {}
+
+    def _candidates_for(self, provider: str, model: str) -> list[tuple[list[datetime], list[ModelPrice]]]:
+        """The patterns matching (provider, model), most specific first; memoised, since a
+        batch repeats the same few models thousands of times."""
+        key = (provider, model)
+        found = self._candidates.get(key)
+        if found is None:
+            found = []
+            for name in dict.fromkeys((provider.lower(), catalog_provider(provider))):
+                for pattern, starts, rows in self._patterns.get(name, ()):
+                    if pattern == model or (pattern.endswith("*") and model.startswith(pattern[:-1])):
+                        found.append((starts, rows))
+            self._candidates[key] = found
+        return found
 
     @classmethod
     def load(cls) -> PriceBook:
         return cls(ModelPrice.objects.all())
 
     def match(self, provider: str, model: str, at: datetime) -> ModelPrice | None:
-        for name in dict.fromkeys((provider.lower(), catalog_provider(provider))):
-            for pattern, starts, rows in self._patterns.get(name, ()):
-                if pattern == model or (pattern.endswith("*") and model.startswith(pattern[:-1])):
-                    position = bisect_right(starts, at)
-                    if position:
-                        return rows[position - 1]
+        """The most specific price for (provider, model) in effect at ``at``."""
+        for starts, rows in self._candidates_for(provider, model):
+            position = bisect_right(starts, at)
+            if position:
+                return rows[position - 1]
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -90,9 +91,11 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _attribute(raw: list[dict[str, Any]], attribution: Attribution, customer_ids: dict[str, int]) -> list[EventInput]:
+def _attribute(
+    raw: list[tuple[IngestBatch, dict[str, Any]]], attribution: Attribution, customer_ids: dict[str, int]
+) -> list[EventInput]:
     inputs: list[EventInput] = []
-    for event in raw:
+    for batch, event in raw:
         key_ref, customer_ref, team_ref = _text(event["virtual_key"]), _text(event["customer"]), _text(event["team"])
         owner = attribution.keys.get(key_ref)
         team = attribution.teams.get(team_ref)
@@ -103,6 +106,9 @@ def _attribute(raw: list[dict[str, Any]], attribution: Attribution, customer_ids
         )
         inputs.append(
             EventInput(
+                batch_id=batch.id,
+                node_id=batch.node_id,
+                received_at=batch.received_at,
                 request_id=event["request_id"],
                 occurred_at=datetime.fromisoformat(event["timestamp"]),
                 customer_id=customer_id,
@@ -140,61 +146,77 @@ class BatchOutcome:
     state: str
     inserted: int = 0
     duplicates: int = 0
+    processed_with: int = 0  # other pending batches stored in the same transaction
+
+
+def _claim(batch_id: UUID) -> list[IngestBatch]:
+    """Lock ``batch_id`` and up to INGEST_BATCHES_PER_TRANSACTION - 1 other pending
+    batches, skipping any another worker holds. Grouping shares one INSERT, one rollup
+    upsert and one commit across batches; exactly-once holds since all commit together."""
+    pending = IngestBatch.objects.select_for_update(skip_locked=True).filter(state=BatchState.PENDING)
+    first = pending.filter(pk=batch_id).first()
+    if first is None:
+        return []
+    others = pending.exclude(pk=batch_id).order_by("received_at")[: settings.INGEST_BATCHES_PER_TRANSACTION - 1]
+    return [first, *others]
 
 
 def process_batch(*, batch_id: UUID) -> BatchOutcome:
     """Store a pending batch's new events, roll them up and charge budgets, in ONE
-    transaction, exactly once.
+    transaction, exactly once (with whatever other pending batches ``_claim`` takes along).
 
-    The batch row is claimed with ``SELECT … FOR UPDATE SKIP LOCKED``: a second worker
+    Batch rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED``: a second worker
     handed the same batch (a redelivery, the sweeper) skips it, and a worker that dies
-    mid-way rolls everything back, leaving the batch pending for a retry.
+    mid-way rolls everything back, leaving the batches pending for a retry.
     Side effects: UsageEvent, UsageRollup, BudgetPeriod (and auto-created Customer)
-    rows; the IngestBatch row marked processed.
+    rows; the IngestBatch rows marked processed.
     """
     started = time.perf_counter()
     with transaction.atomic():
-        batch = (
-            IngestBatch.objects.select_for_update(skip_locked=True)
-            .filter(pk=batch_id, state=BatchState.PENDING)
-            .first()
-        )
-        if batch is None:
+        batches = _claim(batch_id)
+        if not batches:
             current = IngestBatch.objects.filter(pk=batch_id).values_list("state", flat=True).first()
             return BatchOutcome(state=current or "missing")
-        raw: list[dict[str, Any]] = orjson.loads(batch.events)
-        customer_refs = {_text(event["customer"]) for event in raw} - {""}
+        raw = [(batch, event) for batch in batches for event in orjson.loads(batch.events)]
+        customer_refs = {_text(event["customer"]) for _, event in raw} - {""}
         attribution = resolve_attribution(
-            key_refs={_text(event["virtual_key"]) for event in raw} - {""},
+            key_refs={_text(event["virtual_key"]) for _, event in raw} - {""},
             customer_refs=customer_refs,
-            team_refs={_text(event["team"]) for event in raw} - {""},
+            team_refs={_text(event["team"]) for _, event in raw} - {""},
         )
         customer_ids = dict(attribution.customers)
         missing = customer_refs - customer_ids.keys()
         if missing and settings.INGEST_AUTO_CREATE_CUSTOMERS:
             customer_ids.update(ensure_customers(actor=Actor.system("ingest"), external_ids=missing))
-        result = record_usage(
-            events=_attribute(raw, attribution, customer_ids),
-            batch_id=batch.id,
-            node_id=batch.node_id,
-            received_at=batch.received_at,
-        )
+        result = record_usage(events=_attribute(raw, attribution, customer_ids))
         charge_spend(
             charges=[
                 SpendCharge(e.occurred_at, e.cost, e.customer_id, e.team_id, e.virtual_key_id) for e in result.inserted
             ]
         )
-        batch.state = BatchState.PROCESSED
-        batch.inserted = len(result.inserted)
-        batch.duplicates = result.duplicates
-        batch.unpriced = result.unpriced
-        batch.attempts += 1
-        batch.processed_at = timezone.now()
-        batch.processing_ms = round((time.perf_counter() - started) * 1000)
-        batch.save(
-            update_fields=["state", "inserted", "duplicates", "unpriced", "attempts", "processed_at", "processing_ms"]
+        inserted = Counter(event.batch_id for event in result.inserted)
+        unpriced = Counter(event.batch_id for event in result.inserted if event.is_unpriced)
+        elapsed_ms = round((time.perf_counter() - started) * 1000)
+        now = timezone.now()
+        for batch in batches:
+            batch.state = BatchState.PROCESSED
+            batch.inserted = inserted[batch.id]
+            batch.duplicates = batch.accepted - batch.inserted
+            batch.unpriced = unpriced[batch.id]
+            batch.attempts += 1
+            batch.processed_at = now
+            # The transaction's time, shared out by size so per-batch sums stay true.
+            batch.processing_ms = round(elapsed_ms * batch.accepted / len(raw))
+        IngestBatch.objects.bulk_update(
+            batches, ["state", "inserted", "duplicates", "unpriced", "attempts", "processed_at", "processing_ms"]
         )
-    return BatchOutcome(state=BatchState.PROCESSED, inserted=len(result.inserted), duplicates=result.duplicates)
+    first = batches[0]
+    return BatchOutcome(
+        state=BatchState.PROCESSED,
+        inserted=first.inserted or 0,
+        duplicates=first.duplicates or 0,
+        processed_with=len(batches) - 1,
+    )
 
 
 def mark_batch_failed(*, batch_id: UUID, error: str) -> None:

@@ -215,3 +215,17 @@ def test_overload_answers_503_with_retry_after(gateway, settings):
     response = post(gateway, [native_event(request_id="second")])
     assert response.status_code == 503
     assert response.headers.get("Retry-After")
+
+
+def test_a_worker_stores_other_pending_batches_in_the_same_transaction(gateway, settings):
+    settings.INGEST_BATCHES_PER_TRANSACTION = 5
+    first = post(gateway, [native_event(request_id="g1", cost="1"), native_event(request_id="shared", cost="2")])
+    second = post(gateway, [native_event(request_id="shared", cost="2"), native_event(request_id="g2", cost="4")])
+
+    outcome = process_batch(batch_id=first.json()["batch_id"])
+    again = process_batch(batch_id=second.json()["batch_id"])
+
+    assert (outcome.state, outcome.processed_with, again.state, again.inserted) == ("processed", 1, "processed", 0)
+    counts = {str(b.id): (b.inserted, b.duplicates) for b in IngestBatch.objects.all()}
+    assert counts == {first.json()["batch_id"]: (2, 0), second.json()["batch_id"]: (1, 1)}
+    assert UsageRollup.objects.aggregate(cost=Sum("cost"))["cost"] == Decimal("7")
