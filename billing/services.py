@@ -18,7 +18,7 @@ from uuid import UUID
 import orjson
 from django.db import connection, transaction
 
-from billing.histogram import BUCKET_FIELDS, bucket_index
+from billing.histogram import BUCKET_FIELDS, LATENCY_BOUNDS_MS, bucket_index
 from billing.models import CostSource, UsageEvent, UsageRollup
 from billing.pricing import ZERO, PriceBook, Usage, compute_cost
 from bursar.db import prepare_rows
@@ -398,6 +398,47 @@ def record_usage(*, events: Sequence[EventInput]) -> RecordResult:
     )
 
 
+def _rebuild_rollups_sql(first: datetime, last: datetime) -> int:
+    """PostgreSQL: one INSERT … SELECT … GROUP BY (histogram buckets via FILTER)."""
+    bounds = (0, *LATENCY_BOUNDS_MS)
+    buckets = []
+    for index, name in enumerate(BUCKET_FIELDS):
+        low = f"latency_ms > {bounds[index]}" if index else "latency_ms IS NOT NULL"
+        high = f" AND latency_ms <= {LATENCY_BOUNDS_MS[index]}" if index < len(LATENCY_BOUNDS_MS) else ""
+        buckets.append(f"count(*) FILTER (WHERE {low}{high}) AS {name}")
+    sums = {
+        "requests": "count(*)",
+        "errors": "count(*) FILTER (WHERE status >= 400)",
+        "input_tokens": "sum(input_tokens)",
+        "output_tokens": "sum(output_tokens)",
+        "cached_input_tokens": "sum(cached_input_tokens)",
+        "cache_write_tokens": "sum(cache_write_tokens)",
+        "images": "sum(images)",
+        "cost": "coalesce(sum(cost), 0)",
+        "unpriced_requests": "count(*) FILTER (WHERE cost IS NULL)",
+        "cache_hits": "count(*) FILTER (WHERE cache <> 'none')",
+        "cache_savings": "sum(cache_savings)",
+        "fallbacks": "count(*) FILTER (WHERE fallback)",
+        "latency_count": "count(latency_ms)",
+        "latency_sum_ms": "coalesce(sum(latency_ms), 0)",
+    }
+    keys = (
+        "date_trunc('hour', occurred_at), coalesce(customer_id, 0), coalesce(team_id, 0), "
+        "coalesce(virtual_key_id, 0), provider, model, pipeline_stage"
+    )
+    select = ", ".join([*(f"{expression} AS {name}" for name, expression in sums.items()), *buckets])
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL timezone = 'UTC'")
+        cursor.execute(
+            f"INSERT INTO {UsageRollup._meta.db_table} ({', '.join((*ROLLUP_KEY, *ROLLUP_SUMS))}) "  # noqa: S608
+            f"SELECT {keys}, {select} FROM {UsageEvent._meta.db_table} "
+            f"WHERE occurred_at >= %s AND occurred_at < %s GROUP BY {keys}",
+            [first, last],
+        )
+        written: int = cursor.rowcount
+        return written
+
+
 def rebuild_rollups(*, start: datetime, end: datetime) -> tuple[int, int]:
     """Recompute the rollups of the hours in ``[start, end)`` from stored events.
 
@@ -406,24 +447,16 @@ def rebuild_rollups(*, start: datetime, end: datetime) -> tuple[int, int]:
     Side effects: deletes and re-creates UsageRollup rows of those hours.
     """
     first = start.replace(minute=0, second=0, microsecond=0)
-    last = (
-        end
-        if end == end.replace(minute=0, second=0, microsecond=0)
-        else end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    )
-    fields = [name if name != "savings" else "cache_savings" for name in ROLLUP_INPUT_FIELDS]
+    last = end.replace(minute=0, second=0, microsecond=0)
+    if last < end:
+        last += timedelta(hours=1)
     with transaction.atomic():
         UsageRollup.objects.filter(bucket__gte=first, bucket__lt=last).delete()
-        events = UsageEvent.objects.filter(occurred_at__gte=first, occurred_at__lt=last).order_by("id")
-        read = 0
-        written = 0
-        chunk: list[RollupInput] = []
-        for values in events.values_list(*fields).iterator(chunk_size=10_000):
-            chunk.append(RollupInput(*values))
-            if len(chunk) >= 50_000:
-                rows = rollup_rows(chunk)
-                upsert_rollups(rows)
-                read, written, chunk = read + len(chunk), written + len(rows), []
-        rows = rollup_rows(chunk)
+        events = UsageEvent.objects.filter(occurred_at__gte=first, occurred_at__lt=last)
+        if connection.vendor == "postgresql":
+            return events.count(), _rebuild_rollups_sql(first, last)
+        fields = [name if name != "savings" else "cache_savings" for name in ROLLUP_INPUT_FIELDS]
+        inputs = [RollupInput(*values) for values in events.values_list(*fields).iterator(chunk_size=10_000)]
+        rows = rollup_rows(inputs)
         upsert_rollups(rows)
-    return read + len(chunk), written + len(rows)
+        return len(inputs), len(rows)
