@@ -107,21 +107,11 @@ class UsageEvent(models.Model):
         return self.request_id
 
 
-class UsageRollup(models.Model):
-    """Hourly sums per (customer, team, key, provider, model, pipeline stage).
-
-    Dimension ids are 0 and strings empty when an event had none, so the natural key is
-    a plain unique constraint that upserts can target on PostgreSQL and SQLite alike.
-    ``latency_bucket_NN`` are the counts of ``billing.histogram`` (checked at import).
-    """
+class UsageSums(models.Model):
+    """What every rollup tier carries: its time bucket (UTC) and the additive measures,
+    latency histogram included (``latency_bucket_NN`` are ``billing.histogram``'s counts)."""
 
     bucket = models.DateTimeField()
-    customer_id = models.BigIntegerField(default=0)
-    team_id = models.BigIntegerField(default=0)
-    virtual_key_id = models.BigIntegerField(default=0)
-    provider = models.CharField(max_length=100)
-    model = models.CharField(max_length=200)
-    pipeline_stage = models.CharField(max_length=100, default="")
     requests = models.BigIntegerField(default=0)
     errors = models.BigIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
@@ -158,6 +148,24 @@ class UsageRollup(models.Model):
     latency_bucket_19 = models.BigIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class UsageRollup(UsageSums):
+    """Hourly sums per (customer, team, key, provider, model, pipeline stage).
+
+    Dimension ids are 0 and strings empty when an event had none, so the natural key is
+    a plain unique constraint that upserts can target on PostgreSQL and SQLite alike.
+    """
+
+    customer_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    virtual_key_id = models.BigIntegerField(default=0)
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+    pipeline_stage = models.CharField(max_length=100, default="")
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["bucket", "customer_id", "team_id", "virtual_key_id", "provider", "model", "pipeline_stage"],
@@ -171,6 +179,37 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bucket:%Y-%m-%d %H:00} {self.provider}/{self.model}"
+
+
+class UsageDailyByCustomerModel(UsageSums):
+    """Daily (UTC) sums per customer and model: org-wide questions over weeks and months
+    ("spend per customer this quarter") read this instead of every hourly row."""
+
+    customer_id = models.BigIntegerField(default=0)
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "customer_id", "provider", "model"], name="usage_daily_cm_uniq")
+        ]
+        indexes = [models.Index(fields=["customer_id", "bucket"], name="usage_daily_cm_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d} customer {self.customer_id} {self.provider}/{self.model}"
+
+
+class UsageDailyByModel(UsageSums):
+    """Daily (UTC) sums per model: the organisation's totals and model mix, in a few rows a day."""
+
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "provider", "model"], name="usage_daily_m_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d} {self.provider}/{self.model}"
 
 
 assert all(hasattr(UsageRollup, name) for name in BUCKET_FIELDS), "rollup columns must match the histogram"

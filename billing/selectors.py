@@ -4,7 +4,7 @@ number of rollup rows in the range, never on the number of events."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +13,8 @@ from django.db.models import F, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncMonth
 
 from billing.histogram import BUCKET_FIELDS, percentile
-from billing.models import ModelPrice, UsageEvent, UsageRollup
+from billing.models import ModelPrice, UsageEvent, UsageRollup, UsageSums
+from billing.tiers import DAILY_TIERS
 from governance.models import Customer, Team, VirtualKey
 
 GROUP_DIMENSIONS = ("customer", "team", "virtual_key", "provider", "model", "pipeline_stage")
@@ -54,8 +55,51 @@ class UsageQuery:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _filtered(query: UsageQuery) -> QuerySet[UsageRollup]:
-    rows = UsageRollup.objects.filter(bucket__gte=query.start, bucket__lt=query.end)
+_FILTER_DIMENSIONS = {
+    "customers": "customer",
+    "teams": "team",
+    "virtual_keys": "virtual_key",
+    "providers": "provider",
+    "models": "model",
+    "pipeline_stages": "pipeline_stage",
+}
+
+
+def _utc_midnight(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _parts(query: UsageQuery) -> list[tuple[type[UsageSums], datetime, datetime]]:
+    """Which table serves which part of the range.
+
+    Whole UTC days come from the smallest daily tier that has every dimension the query
+    groups or filters on; the ragged hours at either end (and any query by hour, or in
+    another timezone) come from the hourly rollups. Results are identical either way:
+    the tiers are sums of the same rows.
+    """
+    needed = set(query.group_by) | {dim for attr, dim in _FILTER_DIMENSIONS.items() if getattr(query, attr)}
+    tier = None
+    if query.granularity != "hour" and query.timezone == "UTC":
+        tier = next((candidate for candidate in DAILY_TIERS if needed <= candidate.dimensions), None)
+    first_day = _utc_midnight(query.start)
+    if first_day < query.start:
+        first_day += timedelta(days=1)
+    last_day = _utc_midnight(query.end)
+    if tier is None or first_day >= last_day:
+        return [(UsageRollup, query.start, query.end)]
+    parts: list[tuple[type[UsageSums], datetime, datetime]] = []
+    if query.start < first_day:
+        parts.append((UsageRollup, query.start, first_day))
+    parts.append((tier.model, first_day, last_day))
+    if last_day < query.end:
+        parts.append((UsageRollup, last_day, query.end))
+    return parts
+
+
+def _filtered(model: type[UsageSums], query: UsageQuery, start: datetime, end: datetime) -> QuerySet[Any]:
+    # Any: which dimension columns exist depends on the tier (``_parts`` chose one that has them).
+    manager: Any = model._default_manager
+    rows: QuerySet[Any] = manager.filter(bucket__gte=start, bucket__lt=end)
     if query.customers:
         rows = rows.filter(customer_id__in=Customer.objects.filter(external_id__in=query.customers).values("pk"))
     if query.teams:
@@ -82,28 +126,41 @@ def _names(rows: list[dict[str, Any]], group_by: tuple[str, ...]) -> dict[str, d
     return names
 
 
+def _grouped(query: UsageQuery) -> list[dict[str, Any]]:
+    """Sums per (period, group) over every part of the range, merged."""
+    zone = ZoneInfo(query.timezone)
+    keys = [_ID_COLUMNS.get(dimension, dimension) for dimension in query.group_by]
+    if query.granularity != "total":
+        keys.insert(0, "period")
+    aggregates = {name: Sum(name) for name in (*_SUMS, *BUCKET_FIELDS)}
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for model, start, end in _parts(query):
+        rows = _filtered(model, query, start, end)
+        if query.granularity == "hour":
+            rows = rows.annotate(period=F("bucket"))
+        elif query.granularity == "day":
+            rows = rows.annotate(period=TruncDay("bucket", tzinfo=zone))
+        elif query.granularity == "month":
+            rows = rows.annotate(period=TruncMonth("bucket", tzinfo=zone))
+        found = list(rows.values(*keys).annotate(**aggregates).order_by()) if keys else [rows.aggregate(**aggregates)]
+        for row in found:
+            key = tuple(row[name] for name in keys)
+            total = merged.get(key)
+            if total is None:
+                merged[key] = row
+            else:
+                for name in aggregates:
+                    total[name] = (total[name] or 0) + (row[name] or 0)
+    return [merged[key] for key in sorted(merged, key=lambda key: tuple((v is None, v) for v in key))]
+
+
 def list_usage(query: UsageQuery) -> list[dict[str, Any]]:
     """Usage rows per bucket and group, with latency percentiles from merged histograms.
 
     Side effects: none.
     """
-    rows = _filtered(query)
-    keys: list[str] = []
     zone = ZoneInfo(query.timezone)
-    if query.granularity == "hour":
-        rows = rows.annotate(period=F("bucket"))
-        keys.append("period")
-    elif query.granularity == "day":
-        rows = rows.annotate(period=TruncDay("bucket", tzinfo=zone))
-        keys.append("period")
-    elif query.granularity == "month":
-        rows = rows.annotate(period=TruncMonth("bucket", tzinfo=zone))
-        keys.append("period")
-    keys += [_ID_COLUMNS.get(dimension, dimension) for dimension in query.group_by]
-    aggregates = {name: Sum(name) for name in (*_SUMS, *BUCKET_FIELDS)}
-    grouped = (
-        list(rows.values(*keys).annotate(**aggregates).order_by(*keys)) if keys else [rows.aggregate(**aggregates)]
-    )
+    grouped = _grouped(query)
     names = _names(grouped, query.group_by)
     results: list[dict[str, Any]] = []
     for row in grouped:
@@ -130,16 +187,16 @@ def list_usage(query: UsageQuery) -> list[dict[str, Any]]:
     return results
 
 
+def sum_spend(*, customer: Customer, start: datetime, end: datetime) -> Decimal:
+    """A customer's spend over ``[start, end)`` at hour resolution, from the rollups
+    (whole days from the daily customer tier)."""
+    query = UsageQuery(start=start, end=end, granularity="total", customers=(customer.external_id,))
+    rows = _grouped(query)
+    return (rows[0]["cost"] if rows and rows[0]["cost"] is not None else None) or Decimal(0)
+
+
 def list_prices() -> QuerySet[ModelPrice]:
     return ModelPrice.objects.all()
-
-
-def sum_spend(*, customer: Customer, start: datetime, end: datetime) -> Decimal:
-    """A customer's spend over ``[start, end)`` at hour resolution, from the rollups."""
-    total = UsageRollup.objects.filter(customer_id=customer.pk, bucket__gte=start, bucket__lt=end).aggregate(
-        total=Sum("cost")
-    )["total"]
-    return total or Decimal(0)
 
 
 def count_unpriced_events() -> int:

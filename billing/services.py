@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -19,8 +19,9 @@ import orjson
 from django.db import connection, transaction
 
 from billing.histogram import BUCKET_FIELDS, LATENCY_BOUNDS_MS, bucket_index
-from billing.models import CostSource, UsageEvent, UsageRollup
+from billing.models import CostSource, UsageEvent, UsageRollup, UsageSums
 from billing.pricing import ZERO, PriceBook, Usage, compute_cost
+from billing.tiers import DAILY_TIERS, ROLLUP_KEY, DailyTier
 from bursar.db import prepare_rows
 
 
@@ -117,7 +118,6 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tags", "jsonb"),
     ("units", "jsonb"),
 )
-ROLLUP_KEY = ("bucket", "customer_id", "team_id", "virtual_key_id", "provider", "model", "pipeline_stage")
 ROLLUP_SUMS = (
     "requests",
     "errors",
@@ -334,16 +334,31 @@ def rollup_rows(items: Sequence[RollupInput]) -> list[list[Any]]:
     return [[*key, *values] for key, values in sorted(sums.items())]
 
 
-def upsert_rollups(rows: list[list[Any]]) -> None:
-    """Add rollup rows (key columns, then ``ROLLUP_SUMS``; sums may be negative deltas) to
-    the stored ones, creating rows that do not exist yet. One statement."""
+def _daily_rows(rows: Sequence[Sequence[Any]], tier: DailyTier) -> list[list[Any]]:
+    """Re-aggregate hourly rollup rows into ``tier``'s rows."""
+    width = len(ROLLUP_KEY)
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        key = (row[0].replace(hour=0), *(row[position] for position in tier.hourly_positions))
+        total = sums.get(key)
+        if total is None:
+            sums[key] = list(row[width:])
+        else:
+            for index, value in enumerate(row[width:]):
+                total[index] += value
+    return [[*key, *values] for key, values in sorted(sums.items())]
+
+
+def _upsert(model: type[UsageSums], key_columns: Sequence[str], rows: list[list[Any]]) -> None:
+    """Add rows (key columns, then ``ROLLUP_SUMS``; sums may be negative deltas) to
+    ``model``'s table, creating rows that do not exist yet. One statement."""
     if not rows:
         return
-    table = UsageRollup._meta.db_table
-    columns = (*ROLLUP_KEY, *ROLLUP_SUMS)
+    table = model._meta.db_table
+    columns = (*key_columns, *ROLLUP_SUMS)
     names = ", ".join(columns)
     updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_SUMS)
-    conflict = f"ON CONFLICT ({', '.join(ROLLUP_KEY)}) DO UPDATE SET {updates}"
+    conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {updates}"
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         with connection.connection.cursor() as cursor:
@@ -352,7 +367,7 @@ def upsert_rollups(rows: list[list[Any]]) -> None:
             cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} {conflict}")  # noqa: S608
             cursor.execute(f"DELETE FROM {stage}")  # noqa: S608 - a later call in this transaction reuses it
         return
-    rows = prepare_rows(UsageRollup, columns, rows)
+    rows = prepare_rows(model, columns, rows)
     per_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
     chunk = max(1, 30_000 // len(columns))
     with connection.cursor() as cursor:
@@ -362,6 +377,18 @@ def upsert_rollups(rows: list[list[Any]]) -> None:
                 f"INSERT INTO {table} ({names}) VALUES {', '.join([per_row] * len(part))} {conflict}",  # noqa: S608
                 [value for row in part for value in row],
             )
+
+
+def upsert_rollups(rows: list[list[Any]]) -> None:
+    """Add hourly rollup rows (key columns, then ``ROLLUP_SUMS``; sums may be negative
+    deltas) to the hourly table and to every daily tier, in the caller's transaction.
+
+    Every writer (ingest, re-price, rebuild) goes through here, so the tiers always agree.
+    Side effects: upserts into UsageRollup and each DAILY_TIERS table (one statement each).
+    """
+    _upsert(UsageRollup, ROLLUP_KEY, rows)
+    for tier in DAILY_TIERS:
+        _upsert(tier.model, tier.key_columns, _daily_rows(rows, tier))
 
 
 def record_usage(*, events: Sequence[EventInput]) -> RecordResult:
@@ -439,22 +466,41 @@ def _rebuild_rollups_sql(first: datetime, last: datetime) -> int:
         return written
 
 
-def rebuild_rollups(*, start: datetime, end: datetime) -> tuple[int, int]:
-    """Recompute the rollups of the hours in ``[start, end)`` from stored events.
+def _rebuild_tier_sql(tier: DailyTier, first: datetime, last: datetime) -> None:
+    """PostgreSQL: a daily tier from the (just rebuilt) hourly rows, in one statement."""
+    dimensions = ", ".join(tier.key_columns[1:])
+    sums = ", ".join(f"sum({name})" for name in ROLLUP_SUMS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {tier.model._meta.db_table} ({', '.join((*tier.key_columns, *ROLLUP_SUMS))}) "  # noqa: S608
+            f"SELECT date_trunc('day', bucket), {dimensions}, {sums} FROM {UsageRollup._meta.db_table} "
+            f"WHERE bucket >= %s AND bucket < %s GROUP BY date_trunc('day', bucket), {dimensions}",
+            [first, last],
+        )
 
-    For repairs (a bug fixed, rows edited by hand). Hour-aligned: the range is widened to
-    whole hours. Runs in one transaction; returns (events read, rollup rows written).
-    Side effects: deletes and re-creates UsageRollup rows of those hours.
+
+def rebuild_rollups(*, start: datetime, end: datetime) -> tuple[int, int]:
+    """Recompute the rollups (hourly and daily tiers) of ``[start, end)`` from stored events.
+
+    For repairs (a bug fixed, rows edited by hand). Day-aligned: the range is widened to
+    whole UTC days so the daily tiers are rebuilt whole. One transaction; returns (events
+    read, hourly rollup rows written).
+    Side effects: deletes and re-creates UsageRollup and daily tier rows of those days.
     """
-    first = start.replace(minute=0, second=0, microsecond=0)
-    last = end.replace(minute=0, second=0, microsecond=0)
+    first = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    last = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if last < end:
-        last += timedelta(hours=1)
+        last += timedelta(days=1)
     with transaction.atomic():
-        UsageRollup.objects.filter(bucket__gte=first, bucket__lt=last).delete()
+        tables: tuple[type[UsageSums], ...] = (UsageRollup, *(tier.model for tier in DAILY_TIERS))
+        for model in tables:
+            model._default_manager.filter(bucket__gte=first, bucket__lt=last).delete()
         events = UsageEvent.objects.filter(occurred_at__gte=first, occurred_at__lt=last)
         if connection.vendor == "postgresql":
-            return events.count(), _rebuild_rollups_sql(first, last)
+            written = _rebuild_rollups_sql(first, last)
+            for tier in DAILY_TIERS:
+                _rebuild_tier_sql(tier, first, last)
+            return events.count(), written
         fields = [name if name != "savings" else "cache_savings" for name in ROLLUP_INPUT_FIELDS]
         inputs = [RollupInput(*values) for values in events.values_list(*fields).iterator(chunk_size=10_000)]
         rows = rollup_rows(inputs)
