@@ -199,6 +199,32 @@ class UsageDailyByCustomerModel(UsageSums):
         return f"{self.bucket:%Y-%m-%d} customer {self.customer_id} {self.provider}/{self.model}"
 
 
+class UsageDailyByCustomer(UsageSums):
+    """Daily (UTC) sums per customer: spend per customer over any range of whole days."""
+
+    customer_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "customer_id"], name="usage_daily_c_uniq")]
+        indexes = [models.Index(fields=["customer_id", "bucket"], name="usage_daily_c_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d} customer {self.customer_id}"
+
+
+class UsageHourlyByModel(UsageSums):
+    """Hourly sums per model: the organisation's hour-by-hour view in a few rows an hour."""
+
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "provider", "model"], name="usage_hourly_m_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:00} {self.provider}/{self.model}"
+
+
 class UsageDailyByModel(UsageSums):
     """Daily (UTC) sums per model: the organisation's totals and model mix, in a few rows a day."""
 

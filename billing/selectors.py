@@ -14,7 +14,7 @@ from django.db.models.functions import TruncDay, TruncMonth
 
 from billing.histogram import BUCKET_FIELDS, percentile
 from billing.models import ModelPrice, UsageEvent, UsageRollup, UsageSums
-from billing.tiers import DAILY_TIERS
+from billing.tiers import TIERS
 from governance.models import Customer, Team, VirtualKey
 
 GROUP_DIMENSIONS = ("customer", "team", "virtual_key", "provider", "model", "pipeline_stage")
@@ -72,28 +72,34 @@ def _utc_midnight(moment: datetime) -> datetime:
 def _parts(query: UsageQuery) -> list[tuple[type[UsageSums], datetime, datetime]]:
     """Which table serves which part of the range.
 
-    Whole UTC days come from the smallest daily tier that has every dimension the query
-    groups or filters on; the ragged hours at either end (and any query by hour, or in
-    another timezone) come from the hourly rollups. Results are identical either way:
-    the tiers are sums of the same rows.
+    The smallest tier that has every dimension the query groups or filters on serves what
+    its buckets can: any range by the hour for an hourly tier; whole UTC days for a daily
+    one, with the ragged hours at either end (and queries by hour, or by day in another
+    timezone) from the hourly rollups. Results are identical: the tiers are sums of the
+    same rows.
     """
     needed = set(query.group_by) | {dim for attr, dim in _FILTER_DIMENSIONS.items() if getattr(query, attr)}
-    tier = None
-    if query.granularity != "hour" and query.timezone == "UTC":
-        tier = next((candidate for candidate in DAILY_TIERS if needed <= candidate.dimensions), None)
-    first_day = _utc_midnight(query.start)
-    if first_day < query.start:
-        first_day += timedelta(days=1)
-    last_day = _utc_midnight(query.end)
-    if tier is None or first_day >= last_day:
-        return [(UsageRollup, query.start, query.end)]
-    parts: list[tuple[type[UsageSums], datetime, datetime]] = []
-    if query.start < first_day:
-        parts.append((UsageRollup, query.start, first_day))
-    parts.append((tier.model, first_day, last_day))
-    if last_day < query.end:
-        parts.append((UsageRollup, last_day, query.end))
-    return parts
+    whole: list[tuple[type[UsageSums], datetime, datetime]] = [(UsageRollup, query.start, query.end)]
+    days_allowed = query.granularity != "hour" and query.timezone == "UTC"
+    for tier in TIERS:
+        if not needed <= tier.dimensions:
+            continue
+        if tier.granularity == "hour":
+            return [(tier.model, query.start, query.end)]
+        if not days_allowed:
+            continue
+        first_day = _utc_midnight(query.start)
+        if first_day < query.start:
+            first_day += timedelta(days=1)
+        last_day = _utc_midnight(query.end)
+        if first_day >= last_day:
+            continue
+        edges = [(UsageRollup, query.start, first_day), (UsageRollup, last_day, query.end)]
+        # The ragged hours can themselves come from an hourly tier with these dimensions.
+        hourly = next((t.model for t in TIERS if t.granularity == "hour" and needed <= t.dimensions), UsageRollup)
+        parts = [(hourly, start, end) for _, start, end in edges if start < end]
+        return [*parts, (tier.model, first_day, last_day)]
+    return whole
 
 
 def _filtered(model: type[UsageSums], query: UsageQuery, start: datetime, end: datetime) -> QuerySet[Any]:

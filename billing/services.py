@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from billing.histogram import BUCKET_FIELDS, LATENCY_BOUNDS_MS, bucket_index
 from billing.models import CostSource, UsageEvent, UsageRollup, UsageSums
 from billing.pricing import ZERO, PriceBook, Usage, compute_cost
-from billing.tiers import DAILY_TIERS, ROLLUP_KEY, DailyTier
+from billing.tiers import ROLLUP_KEY, TIERS, Tier
 from bursar.db import prepare_rows
 
 
@@ -334,12 +334,14 @@ def rollup_rows(items: Sequence[RollupInput]) -> list[list[Any]]:
     return [[*key, *values] for key, values in sorted(sums.items())]
 
 
-def _daily_rows(rows: Sequence[Sequence[Any]], tier: DailyTier) -> list[list[Any]]:
+def _tier_rows(rows: Sequence[Sequence[Any]], tier: Tier) -> list[list[Any]]:
     """Re-aggregate hourly rollup rows into ``tier``'s rows."""
     width = len(ROLLUP_KEY)
+    daily = tier.granularity == "day"
     sums: dict[tuple[Any, ...], list[Any]] = {}
     for row in rows:
-        key = (row[0].replace(hour=0), *(row[position] for position in tier.hourly_positions))
+        bucket = row[0].replace(hour=0) if daily else row[0]
+        key = (bucket, *(row[position] for position in tier.hourly_positions))
         total = sums.get(key)
         if total is None:
             sums[key] = list(row[width:])
@@ -381,14 +383,14 @@ def _upsert(model: type[UsageSums], key_columns: Sequence[str], rows: list[list[
 
 def upsert_rollups(rows: list[list[Any]]) -> None:
     """Add hourly rollup rows (key columns, then ``ROLLUP_SUMS``; sums may be negative
-    deltas) to the hourly table and to every daily tier, in the caller's transaction.
+    deltas) to the hourly table and to every coarser tier, in the caller's transaction.
 
     Every writer (ingest, re-price, rebuild) goes through here, so the tiers always agree.
-    Side effects: upserts into UsageRollup and each DAILY_TIERS table (one statement each).
+    Side effects: upserts into UsageRollup and each TIERS table (one statement each).
     """
     _upsert(UsageRollup, ROLLUP_KEY, rows)
-    for tier in DAILY_TIERS:
-        _upsert(tier.model, tier.key_columns, _daily_rows(rows, tier))
+    for tier in TIERS:
+        _upsert(tier.model, tier.key_columns, _tier_rows(rows, tier))
 
 
 def record_usage(*, events: Sequence[EventInput]) -> RecordResult:
@@ -466,21 +468,23 @@ def _rebuild_rollups_sql(first: datetime, last: datetime) -> int:
         return written
 
 
-def _rebuild_tier_sql(tier: DailyTier, first: datetime, last: datetime) -> None:
-    """PostgreSQL: a daily tier from the (just rebuilt) hourly rows, in one statement."""
+def _rebuild_tier_sql(tier: Tier, first: datetime, last: datetime) -> None:
+    """PostgreSQL: a tier from the (just rebuilt) hourly rows, in one statement."""
     dimensions = ", ".join(tier.key_columns[1:])
+    bucket = f"date_trunc('{tier.granularity}', bucket)"
     sums = ", ".join(f"sum({name})" for name in ROLLUP_SUMS)
     with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL timezone = 'UTC'")
         cursor.execute(
             f"INSERT INTO {tier.model._meta.db_table} ({', '.join((*tier.key_columns, *ROLLUP_SUMS))}) "  # noqa: S608
-            f"SELECT date_trunc('day', bucket), {dimensions}, {sums} FROM {UsageRollup._meta.db_table} "
-            f"WHERE bucket >= %s AND bucket < %s GROUP BY date_trunc('day', bucket), {dimensions}",
+            f"SELECT {bucket}, {dimensions}, {sums} FROM {UsageRollup._meta.db_table} "
+            f"WHERE bucket >= %s AND bucket < %s GROUP BY {bucket}, {dimensions}",
             [first, last],
         )
 
 
 def rebuild_rollups(*, start: datetime, end: datetime) -> tuple[int, int]:
-    """Recompute the rollups (hourly and daily tiers) of ``[start, end)`` from stored events.
+    """Recompute the rollups (hourly and every tier) of ``[start, end)`` from stored events.
 
     For repairs (a bug fixed, rows edited by hand). Day-aligned: the range is widened to
     whole UTC days so the daily tiers are rebuilt whole. One transaction; returns (events
@@ -492,13 +496,13 @@ def rebuild_rollups(*, start: datetime, end: datetime) -> tuple[int, int]:
     if last < end:
         last += timedelta(days=1)
     with transaction.atomic():
-        tables: tuple[type[UsageSums], ...] = (UsageRollup, *(tier.model for tier in DAILY_TIERS))
+        tables: tuple[type[UsageSums], ...] = (UsageRollup, *(tier.model for tier in TIERS))
         for model in tables:
             model._default_manager.filter(bucket__gte=first, bucket__lt=last).delete()
         events = UsageEvent.objects.filter(occurred_at__gte=first, occurred_at__lt=last)
         if connection.vendor == "postgresql":
             written = _rebuild_rollups_sql(first, last)
-            for tier in DAILY_TIERS:
+            for tier in TIERS:
                 _rebuild_tier_sql(tier, first, last)
             return events.count(), written
         fields = [name if name != "savings" else "cache_savings" for name in ROLLUP_INPUT_FIELDS]

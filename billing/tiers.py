@@ -1,32 +1,52 @@
-"""Rollup tiers: the hourly table and the coarser daily ones, and what each can answer."""
+"""Rollup tiers: the full hourly table and coarser ones, and which questions each answers.
+
+Every tier is a sum of the same hourly rows (``billing.services.upsert_rollups`` writes
+them all in one transaction), so a query may read whichever is smallest and still get
+exactly the same figures.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing.models import UsageDailyByCustomerModel, UsageDailyByModel, UsageSums
+from billing.models import (
+    UsageDailyByCustomer,
+    UsageDailyByCustomerModel,
+    UsageDailyByModel,
+    UsageHourlyByModel,
+    UsageSums,
+)
 
 # The hourly rollup's natural key, in the order rollup rows carry it.
 ROLLUP_KEY = ("bucket", "customer_id", "team_id", "virtual_key_id", "provider", "model", "pipeline_stage")
 
 
 @dataclass(frozen=True)
-class DailyTier:
-    """A coarser rollup: whole UTC days and a subset of the hourly dimensions."""
+class Tier:
+    """A coarser rollup: ``granularity`` buckets (UTC) and a subset of the dimensions."""
 
     model: type[UsageSums]
+    granularity: str  # "hour" or "day"
     dimensions: frozenset[str]  # the usage API's group-by names this tier can answer
     key_columns: tuple[str, ...]
     hourly_positions: tuple[int, ...]  # where those columns sit in ROLLUP_KEY
 
 
+def _tier(model: type[UsageSums], granularity: str, *columns: str) -> Tier:
+    names = {"customer_id": "customer", "provider": "provider", "model": "model"}
+    return Tier(
+        model=model,
+        granularity=granularity,
+        dimensions=frozenset(names[column] for column in columns),
+        key_columns=("bucket", *columns),
+        hourly_positions=tuple(ROLLUP_KEY.index(column) for column in columns),
+    )
+
+
 # Smallest first: a query takes the first tier that holds every dimension it needs.
-DAILY_TIERS = (
-    DailyTier(UsageDailyByModel, frozenset({"provider", "model"}), ("bucket", "provider", "model"), (4, 5)),
-    DailyTier(
-        UsageDailyByCustomerModel,
-        frozenset({"customer", "provider", "model"}),
-        ("bucket", "customer_id", "provider", "model"),
-        (1, 4, 5),
-    ),
+TIERS = (
+    _tier(UsageDailyByModel, "day", "provider", "model"),
+    _tier(UsageDailyByCustomer, "day", "customer_id"),
+    _tier(UsageHourlyByModel, "hour", "provider", "model"),
+    _tier(UsageDailyByCustomerModel, "day", "customer_id", "provider", "model"),
 )

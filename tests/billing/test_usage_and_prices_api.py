@@ -296,8 +296,21 @@ def test_purging_old_batches_keeps_the_counters(admin_api, gateway):
     assert RepriceJob.objects.count() == 0
 
 
-def test_daily_tiers_give_the_same_answers_as_the_hourly_rollups(admin_api, gateway):
-    from billing.models import UsageDailyByCustomerModel, UsageDailyByModel
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"granularity": "total", "group_by": "customer"},
+        {"granularity": "day", "group_by": "provider,model"},
+        {"granularity": "month"},
+        {"granularity": "hour"},
+        {"granularity": "hour", "group_by": "model", "timezone": "Asia/Kolkata"},
+        {"granularity": "day", "customer": "acme", "group_by": "model"},
+        {"granularity": "total", "customer": "acme,globex", "group_by": "customer,model"},
+    ],
+)
+def test_rollup_tiers_give_the_same_answers_as_the_hourly_rows(admin_api, gateway, monkeypatch, params):
+    from billing import selectors
+    from billing.models import UsageDailyByCustomer, UsageDailyByCustomerModel, UsageDailyByModel, UsageHourlyByModel
 
     make_customer(external_id="acme")
     make_customer(external_id="globex")
@@ -313,30 +326,22 @@ def test_daily_tiers_give_the_same_answers_as_the_hourly_rollups(admin_api, gate
         for n in range(60)
     ]
     ingest(gateway, events)
-    assert UsageDailyByModel.objects.exists() and UsageDailyByCustomerModel.objects.exists()
+    for tier in (UsageDailyByModel, UsageDailyByCustomer, UsageHourlyByModel, UsageDailyByCustomerModel):
+        assert tier.objects.exists(), tier.__name__
+    # Ragged edges around whole days, so daily tiers and hourly rows both serve a part.
+    window = {"start": "2026-04-30T18:00:00Z", "end": "2026-05-05T06:00:00Z", "page_size": 1000}
 
-    for params in [
-        {"granularity": "total", "group_by": "customer"},
-        {"granularity": "day", "group_by": "provider,model"},
-        {"granularity": "month"},
-        {"granularity": "total", "customer": "acme", "group_by": "model"},
-    ]:
-        # Ragged edges (hourly) around whole days (daily tier) ...
-        window = {"start": "2026-04-30T18:00:00Z", "end": "2026-05-05T06:00:00Z", "page_size": 1000}
-        tiered = admin_api.get("/api/v1/usage/", window | params).json()["results"]
-        # ... against the same question answered from hourly rows only ("Etc/UTC" is UTC
-        # by another name, which keeps the daily tiers out of it).
-        hourly = admin_api.get("/api/v1/usage/", window | params | {"timezone": "Etc/UTC"}).json()["results"]
-        for row in tiered + hourly:
-            row.pop("bucket", None)
-        assert tiered == hourly, params
-        assert tiered
+    tiered = admin_api.get("/api/v1/usage/", window | params).json()["results"]
+    monkeypatch.setattr(selectors, "TIERS", ())  # the same question from the full hourly rows only
+    hourly = admin_api.get("/api/v1/usage/", window | params).json()["results"]
+
+    assert tiered and tiered == hourly
 
 
-def test_repricing_and_rebuilding_keep_the_daily_tiers_in_step(admin_api, gateway):
+def test_repricing_and_rebuilding_keep_every_tier_in_step(admin_api, gateway):
     from django.core.management import call_command
 
-    from billing.models import UsageDailyByCustomerModel, UsageDailyByModel
+    from billing.tiers import TIERS
 
     make_customer(external_id="acme")
     ingest(
@@ -369,10 +374,11 @@ def test_repricing_and_rebuilding_keep_the_daily_tiers_in_step(admin_api, gatewa
     ).json()
     run_reprice(job_id=job["id"])
 
-    for model in (UsageRollup, UsageDailyByModel, UsageDailyByCustomerModel):
-        row = model.objects.get()
+    for model in (UsageRollup, *(tier.model for tier in TIERS)):
+        row = model._default_manager.get()
         assert (row.cost, row.unpriced_requests) == (Decimal(3), 0), model.__name__
 
-    UsageDailyByModel.objects.update(cost=Decimal(99))
+    for tier in TIERS:
+        tier.model._default_manager.update(cost=Decimal(99))
     call_command("rebuild_rollups", "--start", "2026-05-03T00:00:00Z", "--end", "2026-05-04T00:00:00Z")
-    assert UsageDailyByModel.objects.get().cost == Decimal(3)
+    assert all(tier.model._default_manager.get().cost == Decimal(3) for tier in TIERS)
