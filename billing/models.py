@@ -212,6 +212,19 @@ class UsageDailyByCustomer(UsageSums):
         return f"{self.bucket:%Y-%m-%d} customer {self.customer_id}"
 
 
+class UsageHourlyByCustomer(UsageSums):
+    """Hourly sums per customer: a customer's recent hours, and the edges of day ranges."""
+
+    customer_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "customer_id"], name="usage_hourly_c_uniq")]
+        indexes = [models.Index(fields=["customer_id", "bucket"], name="usage_hourly_c_customer")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:00} customer {self.customer_id}"
+
+
 class UsageHourlyByModel(UsageSums):
     """Hourly sums per model: the organisation's hour-by-hour view in a few rows an hour."""
 

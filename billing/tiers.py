@@ -13,6 +13,7 @@ from billing.models import (
     UsageDailyByCustomer,
     UsageDailyByCustomerModel,
     UsageDailyByModel,
+    UsageHourlyByCustomer,
     UsageHourlyByModel,
     UsageSums,
 )
@@ -48,5 +49,6 @@ TIERS = (
     _tier(UsageDailyByModel, "day", "provider", "model"),
     _tier(UsageDailyByCustomer, "day", "customer_id"),
     _tier(UsageHourlyByModel, "hour", "provider", "model"),
+    _tier(UsageHourlyByCustomer, "hour", "customer_id"),
     _tier(UsageDailyByCustomerModel, "day", "customer_id", "provider", "model"),
 )
