@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from django.apps import apps
 
-from tests.factories import make_budget, make_customer, make_key, make_team, make_token
+from governance.services.nodes import register_gateway_node
+from tests.factories import ACTOR, make_budget, make_customer, make_key, make_team, make_token
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +125,43 @@ CASES = [
     ),
     Case("revoke token", "post", lambda w: f"/api/v1/api-tokens/{w['token'].pk}/revoke/", ADMIN_ONLY, 200),
     Case("list audit", "get", lambda w: "/api/v1/audit/", ADMIN_ONLY, 200),
+    Case("list nodes", "get", lambda w: "/api/v1/gateway-nodes/", KEY_READERS, 200),
+    Case("read node", "get", lambda w: f"/api/v1/gateway-nodes/{w['node'].pk}/", KEY_READERS, 200),
+    Case(
+        "register node",
+        "post",
+        lambda w: "/api/v1/gateway-nodes/",
+        ADMIN_ONLY,
+        201,
+        lambda w: {"name": "gw-new", "kind": "bifrost", "base_url": "http://127.0.0.1:9999"},
+    ),
+    Case(
+        "update node",
+        "patch",
+        lambda w: f"/api/v1/gateway-nodes/{w['node'].pk}/",
+        ADMIN_ONLY,
+        200,
+        lambda w: {"base_url": "http://127.0.0.1:9998"},
+    ),
+    Case("delete node", "delete", lambda w: f"/api/v1/gateway-nodes/{w['node'].pk}/", ADMIN_ONLY, 204),
+    Case("usage", "get", lambda w: "/api/v1/usage/", ORG_READERS, 200),
+    Case("list prices", "get", lambda w: "/api/v1/prices/", ORG_READERS, 200),
+    Case(
+        "add price",
+        "post",
+        lambda w: "/api/v1/prices/",
+        ADMIN_ONLY,
+        201,
+        lambda w: {"provider": "lab", "model": "m*", "effective_from": "2026-01-01T00:00:00Z"},
+    ),
+    Case(
+        "reprice",
+        "post",
+        lambda w: "/api/v1/prices/reprice/",
+        ADMIN_ONLY,
+        202,
+        lambda w: {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"},
+    ),
 ]
 
 
@@ -140,16 +178,19 @@ def world() -> dict[str, Any]:
         "key": key,
         "budget": make_budget(scope_type="virtual_key", scope_id=key.pk),
         "token": make_token("viewer").token,
+        "node": register_gateway_node(actor=ACTOR, name="gw-world").node,
     }
 
 
 def state() -> dict[str, list[dict[str, Any]]]:
     """Every governance row (and users), except the token use time a request itself bumps."""
     snapshot = {}
-    for model in [*apps.get_app_config("governance").get_models(), apps.get_model("auth", "User")]:
+    tracked = [*apps.get_app_config("governance").get_models(), *apps.get_app_config("billing").get_models()]
+    for model in [*tracked, apps.get_model("auth", "User")]:
         rows = list(model.objects.order_by("pk").values())
         for row in rows:
             row.pop("last_used_at", None)
+            row.pop("last_seen_at", None)
         snapshot[model.__name__] = rows
     return snapshot
 
