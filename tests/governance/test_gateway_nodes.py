@@ -34,6 +34,7 @@ def test_changing_the_admin_token_is_audited_without_its_value(admin_api):
     admin_api.patch(f"/api/v1/gateway-nodes/{node_id}/", {"admin_token": "new-secret-value"}, format="json")
 
     entry = AuditEntry.objects.get(action="gateway_node.update")
+    assert entry.after is not None
     assert entry.after["admin_token_encrypted"] == "(new value)"
     assert "new-secret-value" not in str(entry.after)
 
