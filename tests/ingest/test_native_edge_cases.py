@@ -229,3 +229,16 @@ def test_a_worker_stores_other_pending_batches_in_the_same_transaction(gateway, 
     counts = {str(b.id): (b.inserted, b.duplicates) for b in IngestBatch.objects.all()}
     assert counts == {first.json()["batch_id"]: (2, 0), second.json()["batch_id"]: (1, 1)}
     assert UsageRollup.objects.aggregate(cost=Sum("cost"))["cost"] == Decimal("7")
+
+
+def test_cached_input_tokens_are_priced_at_the_cached_rate(gateway):
+    # gpt-4o-mini: 0.15 input, 0.075 cached input, 0.60 output per million (shipped catalog).
+    post(gateway, [native_event(request_id="c", input_tokens=1000, cached_input_tokens=800, output_tokens=100)])
+    process_all()
+    assert UsageEvent.objects.get().cost == Decimal("0.00015")  # (200*0.15 + 800*0.075 + 100*0.6) / 1e6
+
+
+def test_cache_tokens_cannot_exceed_input_tokens(gateway):
+    response = post(gateway, [native_event(input_tokens=100, cached_input_tokens=80, cache_write_tokens=40)])
+    assert response.status_code == 400
+    assert "cached_input_tokens" in str(response.json()["rejected"][0]["errors"])
