@@ -48,6 +48,7 @@ def accept_batch(*, node: GatewayNode, format: str, parsed: ParsedBody, now: dat
     """
     events: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
+    payload, count = parsed.validated_json, parsed.validated_count
     for index, item in enumerate(parsed.items):
         if isinstance(item, Rejected):
             rejected.append({"index": index, "errors": item.errors})
@@ -57,21 +58,18 @@ def accept_batch(*, node: GatewayNode, format: str, parsed: ParsedBody, now: dat
             rejected.append({"index": index, "errors": errors})
         else:
             events.append(event)  # type: ignore[arg-type]
+    if payload is None and events:
+        payload, count = orjson.dumps(events), len(events)
     batch_id = None
     with transaction.atomic():
         mark_gateway_node_seen(node=node, now=now)
-        if events:
+        if payload is not None:
             batch = IngestBatch.objects.create(
-                node_id=node.pk,
-                format=format,
-                received_at=now,
-                accepted=len(events),
-                rejected=len(rejected),
-                events=orjson.dumps(events),
+                node_id=node.pk, format=format, received_at=now, accepted=count, rejected=len(rejected), events=payload
             )
             batch_id = batch.id
             transaction.on_commit(lambda: enqueue_batch(batch_id=batch.id))
-    return Acceptance(batch_id=batch_id, accepted=len(events), rejected=rejected, ignored=parsed.ignored)
+    return Acceptance(batch_id=batch_id, accepted=count, rejected=rejected, ignored=parsed.ignored)
 
 
 def enqueue_batch(*, batch_id: UUID) -> None:

@@ -108,7 +108,7 @@ class IngestView(APIView):
             parsed = self.parse(body, _media_type(request))
         except UnreadableBody as error:
             raise ParseError(str(error)) from None
-        if len(parsed.items) > settings.INGEST_MAX_EVENTS_PER_BATCH:
+        if max(len(parsed.items), parsed.validated_count) > settings.INGEST_MAX_EVENTS_PER_BATCH:
             raise PayloadTooLarge(f"more than {settings.INGEST_MAX_EVENTS_PER_BATCH} events in one body")
         assert isinstance(request.auth, GatewayNode)
         acceptance = accept_batch(node=request.auth, format=self.format_name, parsed=parsed, now=timezone.now())

@@ -6,7 +6,7 @@ so indexes in the response still point at the client's own items.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -24,4 +24,7 @@ class ParsedBody:
     items: list[dict[str, Any] | Rejected]
     # Items that are not usage at all (an OTLP span without GenAI attributes): skipped, not errors.
     ignored: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Set when the whole body was validated in one pass: the events, serialised for the
+    # outbox, and how many there are. ``items`` is then empty.
+    validated_json: bytes | None = None
+    validated_count: int = 0

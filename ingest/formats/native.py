@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from ingest.formats import ParsedBody, Rejected, UnreadableBody
+from ingest.schema import validate_json_array
 
 
 def parse_json_or_ndjson(body: bytes, *, ndjson: bool) -> list[Any]:
@@ -40,4 +41,8 @@ def parse_json_or_ndjson(body: bytes, *, ndjson: bool) -> list[Any]:
 
 
 def parse_native(body: bytes, *, ndjson: bool) -> ParsedBody:
+    if not ndjson and body.lstrip()[:1] == b"[":
+        validated = validate_json_array(body)
+        if validated is not None:
+            return ParsedBody(items=[], validated_json=validated[0], validated_count=validated[1])
     return ParsedBody(items=parse_json_or_ndjson(body, ndjson=ndjson))

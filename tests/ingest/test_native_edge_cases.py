@@ -242,3 +242,27 @@ def test_cache_tokens_cannot_exceed_input_tokens(gateway):
     response = post(gateway, [native_event(input_tokens=100, cached_input_tokens=80, cache_write_tokens=40)])
     assert response.status_code == 400
     assert "cached_input_tokens" in str(response.json()["rejected"][0]["errors"])
+
+
+def test_the_one_pass_and_the_per_event_paths_store_the_same_events(gateway):
+    clean = [
+        native_event(request_id="same-1", cost="0.000042", tags={"request_id": "not a key"}, units={"renders": 2}),
+        native_event(request_id="same-2", timestamp="2026-05-27T16:52:40.123+02:00"),
+    ]
+    post(gateway, clean)  # one pass (a clean JSON array)
+    post(
+        gateway,
+        None,
+        raw="\n".join(json.dumps({**e, "request_id": e["request_id"] + "-nd"}) for e in clean).encode(),
+        content_type="application/x-ndjson",
+    )  # item by item
+    process_all()
+    assert IngestBatch.objects.filter(accepted=2).count() == 2
+
+    def fields(request_id):
+        row = UsageEvent.objects.values().get(request_id=request_id)
+        return {k: v for k, v in row.items() if k not in ("id", "request_id", "batch_id", "received_at")}
+
+    assert fields("same-1") == fields("same-1-nd")
+    assert fields("same-2") == fields("same-2-nd")
+    assert fields("same-2")["occurred_at"].isoformat() == "2026-05-27T14:52:40.123000+00:00"
