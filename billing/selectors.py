@@ -9,8 +9,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import F, QuerySet, Sum
-from django.db.models.functions import TruncDay, TruncMonth
+from django.db import connection
+from django.db.models import BigIntegerField, F, QuerySet, Sum, Value
+from django.db.models.functions import Cast, TruncDay, TruncMonth
 
 from billing.histogram import BUCKET_FIELDS, percentile
 from billing.models import ModelPrice, UsageEvent, UsageRollup, UsageSums
@@ -19,6 +20,7 @@ from governance.models import Customer, Team, VirtualKey
 
 GROUP_DIMENSIONS = ("customer", "team", "virtual_key", "provider", "model", "pipeline_stage")
 GRANULARITIES = ("hour", "day", "month", "total")
+_MONEY = {"cost", "cache_savings"}
 _ID_COLUMNS = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}
 _SUMS = (
     "requests",
@@ -36,6 +38,12 @@ _SUMS = (
     "latency_count",
     "latency_sum_ms",
 )
+
+# SUM(bigint) is numeric in PostgreSQL: integer sums are cast back so rows arrive as ints.
+_AGGREGATES = {
+    name: Sum(name) if name in ("cost", "cache_savings") else Cast(Sum(name), BigIntegerField())
+    for name in (*_SUMS, *BUCKET_FIELDS)
+}
 
 
 @dataclass(frozen=True)
@@ -132,32 +140,74 @@ def _names(rows: list[dict[str, Any]], group_by: tuple[str, ...]) -> dict[str, d
     return names
 
 
+def _part_rows(
+    model: type[UsageSums], query: UsageQuery, start: datetime, end: datetime, keys: list[str]
+) -> QuerySet[Any]:
+    rows = _filtered(model, query, start, end)
+    zone = ZoneInfo(query.timezone)
+    if query.granularity == "hour":
+        rows = rows.annotate(period=F("bucket"))
+    elif query.granularity == "day":
+        rows = rows.annotate(period=TruncDay("bucket", tzinfo=zone))
+    elif query.granularity == "month":
+        rows = rows.annotate(period=TruncMonth("bucket", tzinfo=zone))
+    if not keys:  # one total: group by a constant, which SQL leaves out of GROUP BY
+        rows = rows.annotate(_all=Value(1))
+    grouped: QuerySet[Any] = rows.values(*(keys or ["_all"])).annotate(**_AGGREGATES).order_by()
+    return grouped
+
+
 def _grouped(query: UsageQuery) -> list[dict[str, Any]]:
     """Sums per (period, group) over every part of the range, merged."""
     zone = ZoneInfo(query.timezone)
     keys = [_ID_COLUMNS.get(dimension, dimension) for dimension in query.group_by]
     if query.granularity != "total":
         keys.insert(0, "period")
-    aggregates = {name: Sum(name) for name in (*_SUMS, *BUCKET_FIELDS)}
+    parts = [_part_rows(model, query, start, end, keys) for model, start, end in _parts(query)]
+    if connection.vendor == "postgresql":
+        found = _fetch_merged(parts, keys, zone)
+    else:
+        found = _merge_in_python(parts, keys)
+    return sorted(found, key=lambda row: tuple((row[name] is None, row[name]) for name in keys))
+
+
+def _fetch_merged(parts: list[QuerySet[Any]], keys: list[str], zone: ZoneInfo) -> list[dict[str, Any]]:
+    """PostgreSQL: every part in one statement (UNION ALL, summed again outside), run on
+    the cursor directly. The server may scan the parts in parallel; psycopg already yields
+    ints, Decimals and datetimes, so Django's per-value converters are skipped."""
+    selects: list[str] = []
+    params: list[Any] = []
+    for part in parts:
+        sql, part_params = part.query.sql_with_params()
+        selects.append(f"({sql})")
+        params.extend(part_params)
+    outer = ", ".join(
+        [*keys, *(f"SUM({name}){'' if name in _MONEY else '::bigint'} AS {name}" for name in _AGGREGATES)]
+    )
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {outer} FROM ({' UNION ALL '.join(selects)}) AS parts{group}", params)  # noqa: S608
+        names = [column.name for column in cursor.description]
+        found = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+    for row in found:
+        period = row.get("period")
+        if isinstance(period, datetime) and period.tzinfo is None:  # truncated in ``zone``
+            row["period"] = period.replace(tzinfo=zone)
+    return [row for row in found if row["requests"] is not None]
+
+
+def _merge_in_python(parts: list[QuerySet[Any]], keys: list[str]) -> list[dict[str, Any]]:
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for model, start, end in _parts(query):
-        rows = _filtered(model, query, start, end)
-        if query.granularity == "hour":
-            rows = rows.annotate(period=F("bucket"))
-        elif query.granularity == "day":
-            rows = rows.annotate(period=TruncDay("bucket", tzinfo=zone))
-        elif query.granularity == "month":
-            rows = rows.annotate(period=TruncMonth("bucket", tzinfo=zone))
-        found = list(rows.values(*keys).annotate(**aggregates).order_by()) if keys else [rows.aggregate(**aggregates)]
-        for row in found:
+    for part in parts:
+        for row in part:
             key = tuple(row[name] for name in keys)
             total = merged.get(key)
             if total is None:
                 merged[key] = row
             else:
-                for name in aggregates:
+                for name in _AGGREGATES:
                     total[name] = (total[name] or 0) + (row[name] or 0)
-    return [merged[key] for key in sorted(merged, key=lambda key: tuple((v is None, v) for v in key))]
+    return list(merged.values())
 
 
 def list_usage(query: UsageQuery) -> list[dict[str, Any]]:
