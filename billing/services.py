@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from operator import add
 from typing import Any
 from uuid import UUID
 
@@ -343,11 +344,7 @@ def _tier_rows(rows: Sequence[Sequence[Any]], tier: Tier) -> list[list[Any]]:
         bucket = row[0].replace(hour=0) if daily else row[0]
         key = (bucket, *(row[position] for position in tier.hourly_positions))
         total = sums.get(key)
-        if total is None:
-            sums[key] = list(row[width:])
-        else:
-            for index, value in enumerate(row[width:]):
-                total[index] += value
+        sums[key] = list(row[width:]) if total is None else list(map(add, total, row[width:]))
     return [[*key, *values] for key, values in sorted(sums.items())]
 
 
