@@ -7,7 +7,7 @@ budgets charged), and prints events/s. Then COPYs the very rows the pipeline sto
 into an identically indexed table and prints that rate (the physical limit) and the
 ratio. Peak memory (VmHWM) of the web and worker processes is reported too.
 
-    .venv/bin/python bench/ingest.py [--events 200000] [--clients 8] [--web-workers 3] [--worker-concurrency 3]
+    .venv/bin/python bench/ingest.py [--events 200000] [--clients 8] [--web-workers 2] [--worker-concurrency 2]
 """
 
 from __future__ import annotations
@@ -164,8 +164,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--web-workers", type=int, default=3)
-    parser.add_argument("--worker-concurrency", type=int, default=3)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--worker-concurrency", type=int, default=2)
     parser.add_argument(
         "--spread-hours",
         type=float,
