@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 
 from billing.models import ModelPrice, RepriceJob, UsageEvent, UsageRollup
+from billing.tiers import TIERS
 from governance.admin import ReadOnlyAdmin
 
 
@@ -32,3 +33,12 @@ class UsageRollupAdmin(ReadOnlyAdmin):
 @admin.register(RepriceJob)
 class RepriceJobAdmin(ReadOnlyAdmin):
     list_display = ["id", "start", "end", "state", "requested_by", "events_total", "events_done", "events_changed"]
+
+
+class RollupTierAdmin(ReadOnlyAdmin):
+    list_display = ["bucket", "requests", "cost"]
+    show_full_result_count = False
+
+
+for _tier in TIERS:
+    admin.site.register(_tier.model, RollupTierAdmin)
