@@ -13,7 +13,7 @@ from uuid import UUID
 
 import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Sum
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -171,6 +171,13 @@ def process_batch(*, batch_id: UUID) -> BatchOutcome:
     """
     started = time.perf_counter()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Safe without waiting for the WAL flush: if this commit were lost in a crash,
+            # the batches' "processed" mark is lost with it, they are still pending in the
+            # outbox, and the sweeper processes them again. The accepting commit (the
+            # promise behind the 202) stays synchronous.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
         batches = _claim(batch_id)
         if not batches:
             current = IngestBatch.objects.filter(pk=batch_id).values_list("state", flat=True).first()
