@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import django_filters
@@ -17,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.catalog import RATE_FIELDS
 from billing.models import ModelPrice, RepriceJob
 from billing.repricing import add_price, request_reprice
 from billing.selectors import GRANULARITIES, GROUP_DIMENSIONS, UsageQuery, list_prices, list_usage
@@ -49,6 +51,29 @@ class CSVRenderer(BaseRenderer):
         for row in rows:
             writer.writerow(row if isinstance(row, dict) else {"detail": row})
         return buffer.getvalue().encode()
+
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _within_years(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise serializers.ValidationError("is out of range") from None
+    if not EARLIEST <= utc < LATEST:
+        raise serializers.ValidationError("must be between 2000 and 2100")
+    return utc
+
+
+def _floor_hour(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(value: datetime) -> datetime:
+    floor = _floor_hour(value)
+    return floor if floor == value else floor + timedelta(hours=1)
 
 
 def _csv_list(value: str) -> tuple[str, ...]:
@@ -87,10 +112,17 @@ class UsageQuerySerializer(serializers.Serializer[Any]):
         except InvalidInput as error:
             raise serializers.ValidationError(error.message) from None
 
+    def validate_start(self, value: datetime) -> datetime:
+        return _within_years(value)
+
+    def validate_end(self, value: datetime) -> datetime:
+        return _within_years(value)
+
     def to_query(self) -> UsageQuery:
         data = self.validated_data
-        end = data.get("end") or (timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
-        start = data.get("start") or end - DEFAULT_RANGE
+        # Rollups are hourly: the range widens to whole hours (start down, end up).
+        end = _ceil_hour(data.get("end") or timezone.now())
+        start = _floor_hour(data.get("start") or end - DEFAULT_RANGE)
         if start >= end:
             raise serializers.ValidationError({"start": ["must be before end"]})
         if data["granularity"] == "hour" and end - start > MAX_HOURLY_RANGE:
@@ -194,12 +226,16 @@ class PriceSerializer(serializers.ModelSerializer[ModelPrice]):
             "created_at",
         ]
         read_only_fields = ["id", "source", "created_at"]
-        extra_kwargs = {"currency": {"validators": [currency_validator]}}
+        extra_kwargs = {
+            "currency": {"validators": [currency_validator]},
+            **{name: {"min_value": Decimal(0)} for name in RATE_FIELDS},
+        }
+
+    def validate_effective_from(self, value: datetime) -> datetime:
+        return _within_years(value)
 
 
 class PriceFilter(django_filters.FilterSet):
-    effective_at = django_filters.IsoDateTimeFilter(field_name="effective_from", lookup_expr="lte")
-
     class Meta:
         model = ModelPrice
         fields = ["provider", "model"]
@@ -228,6 +264,12 @@ class RepriceRequestSerializer(serializers.Serializer[Any]):
     end = serializers.DateTimeField()
     provider = serializers.CharField(required=False, default="", allow_blank=True, max_length=100)
     model = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+
+    def validate_start(self, value: datetime) -> datetime:
+        return _within_years(value)
+
+    def validate_end(self, value: datetime) -> datetime:
+        return _within_years(value)
 
 
 class RepriceJobSerializer(serializers.ModelSerializer[RepriceJob]):

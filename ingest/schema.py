@@ -22,11 +22,16 @@ from pydantic import (
     model_validator,
 )
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-ShortName = Annotated[str, Field(min_length=1, max_length=100)]
+# No NUL: PostgreSQL text cannot hold it, and no gateway name needs it.
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
+ShortName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]+$")]
 Count = Annotated[int, Field(ge=0, le=10**12)]
 # Events stamped further ahead than this are a gateway clock problem, not usage.
 MAX_CLOCK_SKEW = timedelta(days=1)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# One request above this is a unit error (cents, micro-dollars), not a bill; it also keeps
+# hourly and period sums far inside their numeric(20, 10) columns.
+MAX_COST = 100_000
 OPERATIONS = ("chat", "completion", "embedding", "image", "audio", "rerank", "other")
 
 
@@ -47,8 +52,8 @@ class NativeEvent(BaseModel):
     cached_input_tokens: Count = 0
     cache_write_tokens: Count = 0
     images: Annotated[int, Field(ge=0, le=10**6)] = 0
-    gpu_seconds: Annotated[Decimal, Field(ge=0, le=10**9, allow_inf_nan=False, decimal_places=6)] = Decimal(0)
-    cost: Annotated[Decimal, Field(ge=0, le=10**9, allow_inf_nan=False)] | None = None
+    gpu_seconds: Annotated[Decimal, Field(ge=0, le=10**7, allow_inf_nan=False, decimal_places=6)] = Decimal(0)
+    cost: Annotated[Decimal, Field(ge=0, le=MAX_COST, allow_inf_nan=False)] | None = None
     latency_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
     ttft_ms: Annotated[int, Field(ge=0, le=86_400_000)] | None = None
     status: Annotated[int, Field(ge=100, le=599)] = 200
@@ -65,10 +70,16 @@ class NativeEvent(BaseModel):
 
     @field_validator("timestamp")
     @classmethod
-    def _not_in_the_future(cls, value: datetime) -> datetime:
-        if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
+    def _within_range(cls, value: datetime) -> datetime:
+        try:
+            utc = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise ValueError("is out of range") from None
+        if utc < EARLIEST:
+            raise ValueError("is before 2000-01-01; check the gateway's clock")
+        if utc > datetime.now(UTC) + MAX_CLOCK_SKEW:
             raise ValueError("is more than a day in the future; check the gateway's clock")
-        return value.astimezone(UTC)
+        return utc
 
     @field_validator("tags")
     @classmethod
@@ -76,6 +87,8 @@ class NativeEvent(BaseModel):
         for key, item in value.items():
             if isinstance(item, str) and len(item) > 500:
                 raise ValueError(f"tag {key!r} is longer than 500 characters")
+            if "\x00" in key or (isinstance(item, str) and "\x00" in item):
+                raise ValueError(f"tag {key!r} holds a NUL character")
         return value
 
     @model_validator(mode="after")

@@ -147,19 +147,19 @@ class BatchOutcome:
     processed_with: int = 0  # other pending batches stored in the same transaction
 
 
-def _claim(batch_id: UUID) -> list[IngestBatch]:
+def _claim(batch_id: UUID, *, alone: bool = False) -> list[IngestBatch]:
     """Lock ``batch_id`` and up to INGEST_BATCHES_PER_TRANSACTION - 1 other pending
     batches, skipping any another worker holds. Grouping shares one INSERT, one rollup
     upsert and one commit across batches; exactly-once holds since all commit together."""
     pending = IngestBatch.objects.select_for_update(skip_locked=True).filter(state=BatchState.PENDING)
     first = pending.filter(pk=batch_id).first()
-    if first is None:
-        return []
+    if first is None or alone:
+        return [first] if first else []
     others = pending.exclude(pk=batch_id).order_by("received_at")[: settings.INGEST_BATCHES_PER_TRANSACTION - 1]
     return [first, *others]
 
 
-def process_batch(*, batch_id: UUID) -> BatchOutcome:
+def process_batch(*, batch_id: UUID, alone: bool = False) -> BatchOutcome:
     """Store a pending batch's new events, roll them up and charge budgets, in ONE
     transaction, exactly once (with whatever other pending batches ``_claim`` takes along).
 
@@ -178,7 +178,7 @@ def process_batch(*, batch_id: UUID) -> BatchOutcome:
             # promise behind the 202) stays synchronous.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit = off")
-        batches = _claim(batch_id)
+        batches = _claim(batch_id, alone=alone)
         if not batches:
             current = IngestBatch.objects.filter(pk=batch_id).values_list("state", flat=True).first()
             return BatchOutcome(state=current or "missing")

@@ -66,16 +66,23 @@ def read_body(request: Request) -> bytes:
     if encoding != "gzip":
         raise UnsupportedMediaType(encoding, detail=f"Content-Encoding {encoding!r} is not supported; use gzip")
     maximum = settings.INGEST_MAX_DECOMPRESSED_BYTES
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, maximum + 1)
-    except zlib.error as error:
-        raise ParseError(f"body is not valid gzip: {error}") from None
-    if len(data) > maximum or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"body inflates past {maximum} bytes; send smaller batches")
-    if not inflater.eof:
-        raise ParseError("gzip body is truncated")
-    return data
+    chunks: list[bytes] = []
+    size = 0
+    remaining = body
+    while remaining:  # a gzip body may hold several members (concatenated .gz files)
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            data = inflater.decompress(remaining, maximum + 1 - size)
+        except zlib.error as error:
+            raise ParseError(f"body is not valid gzip: {error}") from None
+        size += len(data)
+        if size > maximum or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"body inflates past {maximum} bytes; send smaller batches")
+        if not inflater.eof:
+            raise ParseError("gzip body is truncated")
+        chunks.append(data)
+        remaining = inflater.unused_data
+    return b"".join(chunks)
 
 
 def _media_type(request: Request) -> str:

@@ -9,6 +9,7 @@ the payload's ``messages`` and ``response`` (prompt and answer text) are never c
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,18 +39,23 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A finite epoch-seconds-sized number, else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and abs(value) < 1e11:
+        return float(value)
+    return None
 
 
 def _tokens(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 0
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 < value < 1e13:
+        return int(value)
+    return 0
 
 
 def _status(payload: dict[str, Any]) -> int:
     if payload.get("status") == "success":
         return 200
     code = str(_dict(payload.get("error_information")).get("error_code") or "")
-    return int(code) if code.isdigit() and 100 <= int(code) <= 599 else 500
+    return int(code) if len(code) == 3 and code.isascii() and code.isdigit() and 100 <= int(code) <= 599 else 500
 
 
 def _tags(request_tags: Any) -> dict[str, Any]:
@@ -110,7 +116,8 @@ def to_native(payload: dict[str, Any]) -> dict[str, Any]:
         "pipeline_stage": headers.get("x-pipeline-stage") or None,
         "tags": _tags(payload.get("request_tags")),
     }
-    native["_trace_id"] = payload.get("trace_id")
+    trace = payload.get("trace_id")
+    native["_trace_id"] = trace if isinstance(trace, str) else None
     return native
 
 

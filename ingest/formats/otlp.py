@@ -9,6 +9,7 @@ prompt and completion text live, are never read.
 from __future__ import annotations
 
 import base64
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,8 +56,9 @@ def _any_value_json(value: Any) -> Any:
             return int(value["intValue"])
         except (TypeError, ValueError):
             return None
-    if "arrayValue" in value:
-        return [_any_value_json(item) for item in (value["arrayValue"] or {}).get("values", [])]
+    array = value.get("arrayValue")
+    if isinstance(array, dict) and isinstance(array.get("values"), list):
+        return [_any_value_json(item) for item in array["values"]]
     return None
 
 
@@ -66,7 +68,7 @@ def _attributes_json(attributes: Any) -> dict[str, Any]:
     return {
         item["key"]: _any_value_json(item.get("value"))
         for item in attributes
-        if isinstance(item, dict) and "key" in item
+        if isinstance(item, dict) and isinstance(item.get("key"), str)
     }
 
 
@@ -91,7 +93,16 @@ def _first(attributes: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 
 def _tokens(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 0
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and 0 < value < 1e13:
+        return int(value)
+    return 0
+
+
+def _instant(nanoseconds: int) -> str | None:
+    """RFC 3339 for a span time, or None when it is not a plausible instant."""
+    if not 0 < nanoseconds < 4_102_444_800 * 10**9:  # before 2100
+        return None
+    return datetime.fromtimestamp(nanoseconds / 1e9, UTC).isoformat()
 
 
 def span_to_native(
@@ -124,7 +135,7 @@ def span_to_native(
     }
     return {
         "request_id": f"{trace_id}:{span_id}" if trace_id and span_id else None,
-        "timestamp": datetime.fromtimestamp(start_ns / 1e9, UTC).isoformat() if start_ns else None,
+        "timestamp": _instant(start_ns),
         "provider": _first(attributes, ("gen_ai.provider.name", "gen_ai.system")),
         "model": model,
         "customer": _first(attributes, CUSTOMER_KEYS),
@@ -136,7 +147,7 @@ def span_to_native(
         "cached_input_tokens": cached,
         "cache_write_tokens": cache_write,
         "cost": attributes.get("gen_ai.usage.cost"),
-        "latency_ms": round((end_ns - start_ns) / 1e6) if end_ns >= start_ns > 0 else None,
+        "latency_ms": round((end_ns - start_ns) / 1e6) if 0 < start_ns <= end_ns < start_ns + 86_400 * 10**9 else None,
         "status": status,
         "cache": "semantic"
         if cache_type == "semantic"
@@ -172,6 +183,10 @@ def _parse_protobuf(body: bytes) -> ParsedBody:
     return parsed
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _int(value: Any) -> int:
     try:
         return int(value)
@@ -184,12 +199,12 @@ def _parse_json(body: bytes) -> ParsedBody:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise UnreadableBody(f"body is not valid JSON: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("resourceSpans", []), list):
+    if not isinstance(data, dict) or not isinstance(data.get("resourceSpans") or [], list):
         raise UnreadableBody("body is not an OTLP/JSON ExportTraceServiceRequest (no resourceSpans list)")
     parsed = ParsedBody(items=[])
-    for resource_spans in data.get("resourceSpans", []):
-        for scope_spans in (resource_spans or {}).get("scopeSpans", []) if isinstance(resource_spans, dict) else []:
-            for span in (scope_spans or {}).get("spans", []) if isinstance(scope_spans, dict) else []:
+    for resource_spans in _list(data.get("resourceSpans")):
+        for scope_spans in _list(resource_spans.get("scopeSpans")) if isinstance(resource_spans, dict) else []:
+            for span in _list(scope_spans.get("spans")) if isinstance(scope_spans, dict) else []:
                 if not isinstance(span, dict):
                     parsed.items.append(Rejected({"non_field_errors": ["a span is a JSON object"]}))
                     continue
