@@ -19,6 +19,16 @@ from billing.models import ModelPrice
 
 MILLION = Decimal(1_000_000)
 ZERO = Decimal(0)
+STORED_PLACES = Decimal("1e-10")
+
+
+def stored_amount(amount: Decimal) -> Decimal:
+    """An event's cost at the precision its column keeps (10 places), applied before the
+    event, its rollups and its budget charge are written, so all three hold the same
+    number. Not a billing rounding: statements round once, when finalised."""
+    return amount.quantize(STORED_PLACES)
+
+
 # Gateways name one vendor several ways; the catalog uses the first name.
 PROVIDER_ALIASES: dict[str, str] = {
     "vertex": "google",

@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from billing.models import CostSource, ModelPrice, RepriceJob, RepriceState, UsageEvent
-from billing.pricing import ZERO, PriceBook, Usage, compute_cost
+from billing.pricing import ZERO, PriceBook, Usage, compute_cost, stored_amount
 from billing.services import ROLLUP_SUMS, upsert_rollups
 from bursar.errors import Conflict, InvalidInput
 from governance.actors import Actor
@@ -117,7 +117,11 @@ def _reprice_chunk(job: RepriceJob, book: PriceBook) -> bool:
     """Re-price the next chunk in its own transaction; False when nothing was left."""
     with transaction.atomic():
         job = RepriceJob.objects.select_for_update().get(pk=job.pk)
-        events = list(_events_to_reprice(job).filter(id__gt=job.last_event_id).order_by("id")[:CHUNK])
+        # Locked in id order: a second job over the same events waits, then reads the new
+        # costs and moves nothing twice.
+        events = list(
+            _events_to_reprice(job).filter(id__gt=job.last_event_id).order_by("id").select_for_update()[:CHUNK]
+        )
         if not events:
             return False
         changed: list[UsageEvent] = []
@@ -136,7 +140,7 @@ def _reprice_chunk(job: RepriceJob, book: PriceBook) -> bool:
                 gpu_seconds=event.gpu_seconds,
                 is_success=event.status < 400,
             )
-            cost = compute_cost(price, usage)
+            cost = stored_amount(compute_cost(price, usage))
             if event.cost == cost and event.price_id == price.pk:
                 continue
             key = (

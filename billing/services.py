@@ -21,7 +21,7 @@ from django.db import connection, transaction
 
 from billing.histogram import BUCKET_FIELDS, LATENCY_BOUNDS_MS, bucket_index
 from billing.models import CostSource, UsageEvent, UsageRollup, UsageSums
-from billing.pricing import ZERO, PriceBook, Usage, compute_cost
+from billing.pricing import ZERO, PriceBook, Usage, compute_cost, stored_amount
 from billing.tiers import ROLLUP_KEY, TIERS, Tier
 from bursar.db import prepare_rows
 
@@ -171,14 +171,16 @@ def price_events(events: Sequence[EventInput], book: PriceBook) -> list[_Priced]
             list_cost = compute_cost(price, usage)
         is_cache_hit = event.cache != "none"
         if event.cost is not None:
-            cost, source = event.cost, CostSource.GATEWAY
+            cost, source = stored_amount(event.cost), CostSource.GATEWAY
         elif is_cache_hit:
             cost, source = ZERO, CostSource.GATEWAY
         elif list_cost is not None:
-            cost, source = list_cost, CostSource.CATALOG
+            cost, source = stored_amount(list_cost), CostSource.CATALOG
         else:
             cost, source = None, CostSource.UNPRICED
-        savings = max(list_cost - (cost or ZERO), ZERO) if is_cache_hit and list_cost is not None else ZERO
+        savings = (
+            stored_amount(max(list_cost - (cost or ZERO), ZERO)) if is_cache_hit and list_cost is not None else ZERO
+        )
         priced.append(
             _Priced(event, cost, source, price.pk if price and source == CostSource.CATALOG else None, savings)
         )

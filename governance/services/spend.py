@@ -75,13 +75,15 @@ def charge_spend(*, charges: Sequence[SpendCharge]) -> int:
         return 0
     table = BudgetPeriod._meta.db_table
     rows = sorted(totals.items())  # a fixed order: concurrent workers lock rows alike
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
     prepared = prepare_rows(BudgetPeriod, ["budget", "start", "end", "spent"], [[*key, spent] for key, spent in rows])
-    params: list[Any] = [value for row in prepared for value in row]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f'INSERT INTO {table} (budget_id, start, "end", spent) VALUES {values} '  # noqa: S608 - fixed names
-            f"ON CONFLICT (budget_id, start) DO UPDATE SET spent = {table}.spent + excluded.spent",
-            params,
-        )
+        for first in range(0, len(prepared), 5000):  # within every backend's parameter limit
+            part = prepared[first : first + 5000]
+            params: list[Any] = [value for row in part for value in row]
+            cursor.execute(
+                f'INSERT INTO {table} (budget_id, start, "end", spent) '  # noqa: S608 - fixed names
+                f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(part))} "
+                f"ON CONFLICT (budget_id, start) DO UPDATE SET spent = {table}.spent + excluded.spent",
+                params,
+            )
     return len(rows)

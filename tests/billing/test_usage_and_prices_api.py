@@ -383,3 +383,40 @@ def test_repricing_and_rebuilding_keep_every_tier_in_step(admin_api, gateway):
         tier.model._default_manager.update(cost=Decimal(99))
     call_command("rebuild_rollups", "--start", "2026-05-03T00:00:00Z", "--end", "2026-05-04T00:00:00Z")
     assert all(tier.model._default_manager.get().cost == Decimal(3) for tier in TIERS)
+
+
+def test_repricing_twice_moves_nothing_the_second_time_even_with_long_decimals(admin_api, gateway):
+    ingest(
+        gateway,
+        [
+            native_event(
+                request_id=f"g{n}",
+                provider="modal",
+                model="a100",
+                input_tokens=0,
+                output_tokens=0,
+                gpu_seconds="3.333333",
+                timestamp="2026-05-03T12:00:00Z",
+            )
+            for n in range(4)
+        ],
+    )
+    admin_api.post(
+        "/api/v1/prices/",
+        {
+            "provider": "modal",
+            "model": "a100",
+            "effective_from": "2026-01-01T00:00:00Z",
+            "per_gpu_second": "0.0004166667",
+        },
+        format="json",
+    )
+    window = {"start": "2026-05-01T00:00:00Z", "end": "2026-06-01T00:00:00Z"}
+    first = run_reprice(job_id=admin_api.post("/api/v1/prices/reprice/", window, format="json").json()["id"])
+    rollup_cost = UsageRollup.objects.get().cost
+    second = run_reprice(job_id=admin_api.post("/api/v1/prices/reprice/", window, format="json").json()["id"])
+
+    assert (first.events_changed, second.events_changed) == (4, 0)
+    assert second.cost_delta == Decimal(0)
+    stored = [cost or Decimal(0) for cost in UsageEvent.objects.values_list("cost", flat=True)]
+    assert UsageRollup.objects.get().cost == rollup_cost == sum(stored, Decimal(0))
