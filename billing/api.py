@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from billing.catalog import RATE_FIELDS
 from billing.models import ModelPrice, RepriceJob
-from billing.repricing import add_price, request_reprice
+from billing.repricing import PRICE_FIELDS, add_price, request_reprice
 from billing.selectors import GRANULARITIES, GROUP_DIMENSIONS, UsageQuery, list_prices, list_usage
 from bursar.api import Pagination
 from bursar.errors import InvalidInput
@@ -209,22 +209,7 @@ class UsageApi(APIView):
 class PriceSerializer(serializers.ModelSerializer[ModelPrice]):
     class Meta:
         model = ModelPrice
-        fields = [
-            "id",
-            "provider",
-            "model",
-            "effective_from",
-            "currency",
-            "input_per_million",
-            "output_per_million",
-            "cached_input_per_million",
-            "cache_write_per_million",
-            "per_image",
-            "per_gpu_second",
-            "per_request",
-            "source",
-            "created_at",
-        ]
+        fields = ["id", *PRICE_FIELDS, "source", "created_at"]
         read_only_fields = ["id", "source", "created_at"]
         extra_kwargs = {
             "currency": {"validators": [currency_validator]},

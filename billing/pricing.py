@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from billing.models import ModelPrice
 
@@ -55,6 +56,19 @@ class Usage:
     images: int = 0
     gpu_seconds: Decimal = ZERO
     is_success: bool = True
+
+    @classmethod
+    def of(cls, event: Any) -> Usage:
+        """The billable quantities of an event (being ingested, or stored)."""
+        return cls(
+            input_tokens=event.input_tokens,
+            output_tokens=event.output_tokens,
+            cached_input_tokens=event.cached_input_tokens,
+            cache_write_tokens=event.cache_write_tokens,
+            images=event.images,
+            gpu_seconds=event.gpu_seconds,
+            is_success=event.status < 400,
+        )
 
 
 def compute_cost(price: ModelPrice, usage: Usage) -> Decimal:

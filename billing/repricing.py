@@ -12,27 +12,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from billing.catalog import RATE_FIELDS
 from billing.models import CostSource, ModelPrice, RepriceJob, RepriceState, UsageEvent
 from billing.pricing import ZERO, PriceBook, Usage, compute_cost, stored_amount
-from billing.services import ROLLUP_SUMS, upsert_rollups
+from billing.services import upsert_rollups
+from billing.tiers import ROLLUP_SUMS
 from bursar.errors import Conflict, InvalidInput
 from governance.actors import Actor
 from governance.services.audit import record_audit, snapshot
 from governance.services.spend import SpendCharge, charge_spend
 
-PRICE_FIELDS = (
-    "provider",
-    "model",
-    "effective_from",
-    "currency",
-    "input_per_million",
-    "output_per_million",
-    "cached_input_per_million",
-    "cache_write_per_million",
-    "per_image",
-    "per_gpu_second",
-    "per_request",
-)
+PRICE_FIELDS = ("provider", "model", "effective_from", "currency", *RATE_FIELDS)
 CHUNK = 5000
 
 
@@ -131,15 +121,7 @@ def _reprice_chunk(job: RepriceJob, book: PriceBook) -> bool:
             price = book.match(event.provider, event.model, event.occurred_at)
             if price is None or event.cache != "none":
                 continue
-            usage = Usage(
-                input_tokens=event.input_tokens,
-                output_tokens=event.output_tokens,
-                cached_input_tokens=event.cached_input_tokens,
-                cache_write_tokens=event.cache_write_tokens,
-                images=event.images,
-                gpu_seconds=event.gpu_seconds,
-                is_success=event.status < 400,
-            )
+            usage = Usage.of(event)
             cost = stored_amount(compute_cost(price, usage))
             if event.cost == cost and event.price_id == price.pk:
                 continue

@@ -15,33 +15,18 @@ from django.db.models.functions import Cast, TruncDay, TruncMonth
 
 from billing.histogram import BUCKET_FIELDS, percentile
 from billing.models import ModelPrice, UsageEvent, UsageRollup, UsageSums
-from billing.tiers import TIERS
+from billing.tiers import MEASURES, MONEY_MEASURES, TIERS
 from governance.models import Customer, Team, VirtualKey
 
 GROUP_DIMENSIONS = ("customer", "team", "virtual_key", "provider", "model", "pipeline_stage")
 GRANULARITIES = ("hour", "day", "month", "total")
-_MONEY = {"cost", "cache_savings"}
+_MONEY = MONEY_MEASURES
 _ID_COLUMNS = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}
-_SUMS = (
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "images",
-    "cost",
-    "unpriced_requests",
-    "cache_hits",
-    "cache_savings",
-    "fallbacks",
-    "latency_count",
-    "latency_sum_ms",
-)
+_SUMS = MEASURES
 
 # SUM(bigint) is numeric in PostgreSQL: integer sums are cast back so rows arrive as ints.
 _AGGREGATES = {
-    name: Sum(name) if name in ("cost", "cache_savings") else Cast(Sum(name), BigIntegerField())
+    name: Sum(name) if name in MONEY_MEASURES else Cast(Sum(name), BigIntegerField())
     for name in (*_SUMS, *BUCKET_FIELDS)
 }
 

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from billing.histogram import BUCKET_FIELDS, LATENCY_BOUNDS_MS, bucket_index
 from billing.models import CostSource, UsageEvent, UsageRollup, UsageSums
 from billing.pricing import ZERO, PriceBook, Usage, compute_cost, stored_amount
-from billing.tiers import ROLLUP_KEY, TIERS, Tier
+from billing.tiers import ROLLUP_KEY, ROLLUP_SUMS, TIERS, Tier
 from bursar.db import prepare_rows
 
 
@@ -119,24 +119,6 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tags", "jsonb"),
     ("units", "jsonb"),
 )
-ROLLUP_SUMS = (
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "images",
-    "cost",
-    "unpriced_requests",
-    "cache_hits",
-    "cache_savings",
-    "fallbacks",
-    "latency_count",
-    "latency_sum_ms",
-    *BUCKET_FIELDS,
-)
-_MONEY_SUMS = {"cost", "cache_savings"}
 
 
 @dataclass(slots=True)
@@ -159,15 +141,7 @@ def price_events(events: Sequence[EventInput], book: PriceBook) -> list[_Priced]
         price = book.match(event.provider, event.model, event.occurred_at)
         list_cost = None
         if price is not None:
-            usage = Usage(
-                input_tokens=event.input_tokens,
-                output_tokens=event.output_tokens,
-                cached_input_tokens=event.cached_input_tokens,
-                cache_write_tokens=event.cache_write_tokens,
-                images=event.images,
-                gpu_seconds=event.gpu_seconds,
-                is_success=event.status < 400,
-            )
+            usage = Usage.of(event)
             list_cost = compute_cost(price, usage)
         is_cache_hit = event.cache != "none"
         if event.cost is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from billing.histogram import BUCKET_FIELDS
 from billing.models import (
     UsageDailyByCustomer,
     UsageDailyByCustomerModel,
@@ -20,6 +21,25 @@ from billing.models import (
 
 # The hourly rollup's natural key, in the order rollup rows carry it.
 ROLLUP_KEY = ("bucket", "customer_id", "team_id", "virtual_key_id", "provider", "model", "pipeline_stage")
+# The additive measures every tier carries (UsageSums), in the order rollup rows carry them.
+MEASURES = (
+    "requests",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "images",
+    "cost",
+    "unpriced_requests",
+    "cache_hits",
+    "cache_savings",
+    "fallbacks",
+    "latency_count",
+    "latency_sum_ms",
+)
+ROLLUP_SUMS = (*MEASURES, *BUCKET_FIELDS)
+MONEY_MEASURES = frozenset({"cost", "cache_savings"})
 
 
 @dataclass(frozen=True)

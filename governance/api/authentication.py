@@ -15,8 +15,8 @@ from governance.selectors import get_gateway_node_for_token, get_usable_api_toke
 from governance.services.api_tokens import mark_api_token_used
 
 
-class ServiceIdentity:
-    """The user of a token that belongs to no person (a CI job, a script)."""
+class Principal:
+    """``request.user`` for a caller that is not a person: authenticated, no Django perms."""
 
     pk = None
     id = None
@@ -26,15 +26,22 @@ class ServiceIdentity:
     is_authenticated = True
     is_anonymous = False
 
-    def __init__(self, token: ApiToken) -> None:
-        self.token = token
-        self.username = f"token:{token.name}"
+    def __init__(self, username: str) -> None:
+        self.username = username
 
     def get_username(self) -> str:
         return self.username
 
     def __str__(self) -> str:
         return self.username
+
+
+class ServiceIdentity(Principal):
+    """The user of a token that belongs to no person (a CI job, a script)."""
+
+    def __init__(self, token: ApiToken) -> None:
+        super().__init__(f"token:{token.name}")
+        self.token = token
 
 
 class ApiTokenAuthentication(BaseAuthentication):
@@ -69,25 +76,12 @@ class ApiTokenAuthentication(BaseAuthentication):
         return self.keyword
 
 
-class GatewayNodePrincipal:
+class GatewayNodePrincipal(Principal):
     """``request.user`` of a call made with a gateway node's ingest token."""
 
-    pk = None
-    is_active = True
-    is_staff = False
-    is_superuser = False
-    is_authenticated = True
-    is_anonymous = False
-
     def __init__(self, node: GatewayNode) -> None:
+        super().__init__(f"node:{node.name}")
         self.node = node
-        self.username = f"node:{node.name}"
-
-    def get_username(self) -> str:
-        return self.username
-
-    def __str__(self) -> str:
-        return self.username
 
 
 class GatewayNodeAuthentication(BaseAuthentication):
