@@ -9,6 +9,6 @@ def store_uncompressed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ingest", "0002_ingest_totals")]
+    dependencies = [("ingest", "0001_initial")]
 
     operations = [migrations.RunPython(store_uncompressed, migrations.RunPython.noop)]
