@@ -22,6 +22,7 @@ from billing.catalog import RATE_FIELDS
 from billing.models import ModelPrice, RepriceJob
 from billing.repricing import PRICE_FIELDS, add_price, request_reprice
 from billing.selectors import GRANULARITIES, GROUP_DIMENSIONS, UsageQuery, list_prices, list_usage
+from billing.tiers import MONEY_MEASURES
 from bursar.api import Pagination
 from bursar.errors import InvalidInput
 from governance import permissions
@@ -175,7 +176,7 @@ def _present(row: dict[str, Any]) -> dict[str, Any]:
     """JSON-ready values: money as decimal strings, times as RFC 3339."""
     out: dict[str, Any] = {}
     for name, value in row.items():
-        if name in ("cost", "cache_savings"):
+        if name in MONEY_MEASURES:
             out[name] = format(value.normalize(), "f") if value else "0"
         elif isinstance(value, datetime):
             out[name] = value.isoformat()

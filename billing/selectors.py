@@ -3,7 +3,7 @@ number of rollup rows in the range, never on the number of events."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,19 +15,16 @@ from django.db.models.functions import Cast, TruncDay, TruncMonth
 
 from billing.histogram import BUCKET_FIELDS, percentile
 from billing.models import ModelPrice, UsageEvent, UsageRollup, UsageSums
-from billing.tiers import MEASURES, MONEY_MEASURES, TIERS
+from billing.tiers import MEASURES, MONEY_MEASURES, ROLLUP_SUMS, TIERS
 from governance.models import Customer, Team, VirtualKey
 
 GROUP_DIMENSIONS = ("customer", "team", "virtual_key", "provider", "model", "pipeline_stage")
 GRANULARITIES = ("hour", "day", "month", "total")
-_MONEY = MONEY_MEASURES
 _ID_COLUMNS = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}
-_SUMS = MEASURES
 
 # SUM(bigint) is numeric in PostgreSQL: integer sums are cast back so rows arrive as ints.
 _AGGREGATES = {
-    name: Sum(name) if name in MONEY_MEASURES else Cast(Sum(name), BigIntegerField())
-    for name in (*_SUMS, *BUCKET_FIELDS)
+    name: Sum(name) if name in MONEY_MEASURES else Cast(Sum(name), BigIntegerField()) for name in ROLLUP_SUMS
 }
 
 
@@ -45,7 +42,6 @@ class UsageQuery:
     providers: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
     pipeline_stages: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _FILTER_DIMENSIONS = {
@@ -167,7 +163,7 @@ def _fetch_merged(parts: list[QuerySet[Any]], keys: list[str], zone: ZoneInfo) -
         selects.append(f"({sql})")
         params.extend(part_params)
     outer = ", ".join(
-        [*keys, *(f"SUM({name}){'' if name in _MONEY else '::bigint'} AS {name}" for name in _AGGREGATES)]
+        [*keys, *(f"SUM({name}){'' if name in MONEY_MEASURES else '::bigint'} AS {name}" for name in _AGGREGATES)]
     )
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
     with connection.cursor() as cursor:
@@ -216,8 +212,8 @@ def list_usage(query: UsageQuery) -> list[dict[str, Any]]:
                 result[dimension] = names[dimension].get(value) if value else None
             else:
                 result[dimension] = row[dimension] or None
-        for name in _SUMS:
-            result[name] = row[name] or (Decimal(0) if name in ("cost", "cache_savings") else 0)
+        for name in MEASURES:
+            result[name] = row[name] or (Decimal(0) if name in MONEY_MEASURES else 0)
         counts = [row[name] or 0 for name in BUCKET_FIELDS]
         result["latency_avg_ms"] = round(row["latency_sum_ms"] / row["latency_count"]) if row["latency_count"] else None
         result["latency_p50_ms"] = percentile(counts, 0.50)
