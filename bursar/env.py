@@ -8,6 +8,7 @@ falling back to a default.
 from __future__ import annotations
 
 import os
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -63,3 +64,19 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of {sorted(choices)}")
     return value
+
+
+def env_rates(name: str) -> dict[str, Decimal]:
+    """``"EUR=0.92,GBP=0.79"``: units of each currency per one US dollar."""
+    rates: dict[str, Decimal] = {}
+    for item in env_list(name):
+        code, _, value = item.partition("=")
+        code = code.strip().upper()
+        try:
+            rate = Decimal(value.strip())
+        except InvalidOperation:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not CODE=rate such as EUR=0.92") from None
+        if len(code) != 3 or not code.isalpha() or not rate.is_finite() or rate <= 0:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not CODE=rate such as EUR=0.92")
+        rates[code] = rate
+    return rates

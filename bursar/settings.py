@@ -7,13 +7,15 @@ external service (SQLite, tasks in-process); production sets ``DATABASE_URL``,
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from bursar.env import env_bool, env_choice, env_int, env_list, env_str
+from bursar.env import env_bool, env_choice, env_int, env_list, env_rates, env_str
 
 # Lets annotated generics such as ``ModelAdmin[Customer]`` run (django-stubs-ext); DRF's
 # classes are patched in GovernanceConfig.ready(), once settings are complete.
@@ -196,6 +198,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-virtual-keys": {"task": "governance.expire_virtual_keys", "schedule": 60.0},
     "requeue-stale-ingest-batches": {"task": "ingest.requeue_stale_batches", "schedule": 30.0},
     "purge-processed-ingest-batches": {"task": "ingest.purge_processed_batches", "schedule": 3600.0},
+    # At second 0 of every minute: period starts (local midnights) fall on whole minutes,
+    # so keys blocked for the old period are active again within the minute it ends.
+    "reconcile-budgets": {"task": "governance.reconcile_budgets", "schedule": crontab()},
+    "retry-alert-deliveries": {"task": "governance.retry_alert_deliveries", "schedule": 30.0},
 }
 
 # --- Ingest -----------------------------------------------------------------------------
@@ -213,6 +219,19 @@ INGEST_BATCHES_PER_TRANSACTION = env_int("INGEST_BATCHES_PER_TRANSACTION", 10, m
 INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 20_000, minimum=1)
 # Static bearer token Prometheus may use for /metrics (admin API tokens work too).
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+# --- Budgets and alerts -------------------------------------------------------------------
+# Prices and event costs are in US dollars. A budget in another currency is charged at
+# these rates (units per 1 USD), e.g. "EUR=0.92,GBP=0.79"; a budget in a currency not
+# listed here is refused.
+EXCHANGE_RATES = {"USD": Decimal(1), **env_rates("EXCHANGE_RATES")}
+# A forecast alert waits until this share of the period has passed, so the first
+# minutes of a period (one early request) do not project a wild burn rate.
+BUDGET_FORECAST_MIN_ELAPSED_PERCENT = env_int("BUDGET_FORECAST_MIN_ELAPSED_PERCENT", 10, minimum=0)
+# Webhook and Slack deliveries: per-attempt timeout and the number of tries (backoff
+# doubles from 10 s with jitter: 10 s, 20 s, 40 s, ... capped at 15 min).
+ALERT_DELIVERY_TIMEOUT_SECONDS = env_int("ALERT_DELIVERY_TIMEOUT_SECONDS", 10, minimum=1)
+ALERT_DELIVERY_MAX_ATTEMPTS = env_int("ALERT_DELIVERY_MAX_ATTEMPTS", 8, minimum=1)
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -14,6 +14,10 @@ from django.http import HttpRequest
 
 from governance.actors import actor_from_request
 from governance.models import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertDeliveryAttempt,
     ApiToken,
     AuditEntry,
     Budget,
@@ -69,6 +73,31 @@ class BudgetAdmin(ReadOnlyAdmin):
 @admin.register(BudgetPeriod)
 class BudgetPeriodAdmin(ReadOnlyAdmin):
     list_display = ["budget", "start", "end", "spent"]
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["fired_at", "budget", "kind", "threshold", "spent", "limit", "rearmed_at"]
+    list_filter = ["kind"]
+    search_fields = ["message"]
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(ReadOnlyAdmin):
+    list_display = ["id", "name", "kind", "target", "scope_type", "enabled"]
+    list_filter = ["kind", "enabled"]
+    exclude = ["secret_encrypted"]
+
+
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["alert", "channel", "state", "attempts", "next_attempt_at", "delivered_at"]
+    list_filter = ["state"]
+
+
+@admin.register(AlertDeliveryAttempt)
+class AlertDeliveryAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["delivery", "number", "at", "succeeded", "status_code", "duration_ms"]
 
 
 @admin.register(GatewayNode)

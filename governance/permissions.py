@@ -41,6 +41,16 @@ def can_view_organization(roles: Roles) -> bool:
     return bool(roles & {Role.ADMIN, Role.FINANCE, Role.VIEWER})
 
 
+def can_view_alerts(roles: Roles) -> bool:
+    """Budget alerts and their deliveries."""
+    return bool(roles & {Role.ADMIN, Role.FINANCE, Role.VIEWER})
+
+
+def can_manage_alert_channels(roles: Roles) -> bool:
+    """Channels name webhook URLs and addresses: admins only, to read or change."""
+    return Role.ADMIN in roles
+
+
 def can_view_virtual_keys(roles: Roles) -> bool:
     return bool(roles & {Role.ADMIN, Role.VIEWER})
 

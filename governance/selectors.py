@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
+from governance import budget_state
 from governance.models import (
+    Alert,
+    AlertChannel,
+    AlertDelivery,
+    AlertDeliveryAttempt,
     ApiToken,
     AuditEntry,
     Budget,
+    BudgetPeriod,
     Customer,
     GatewayNode,
     Team,
     VirtualKey,
     VirtualKeyStatus,
 )
+from governance.periods import period_bounds
 from governance.secrets import sha256_hex
 
 
@@ -42,6 +50,45 @@ def filter_virtual_keys_by_status(keys: QuerySet[VirtualKey], *, status: str, no
 
 def list_budgets() -> QuerySet[Budget]:
     return Budget.objects.select_related("customer", "team", "virtual_key")
+
+
+def budget_statuses(budgets: Iterable[Budget], *, now: datetime) -> dict[int, budget_state.PeriodStatus]:
+    """Each budget's current period at ``now`` (one query for all of them)."""
+    budgets = list(budgets)
+    bounds = {budget.pk: period_bounds(budget.period, budget.timezone, now) for budget in budgets}
+    spent = {
+        (row["budget_id"], row["start"]): row["spent"]
+        for row in BudgetPeriod.objects.filter(
+            budget_id__in=bounds, start__in={start for start, _ in bounds.values()}
+        ).values("budget_id", "start", "spent")
+    }
+    return {
+        budget.pk: budget_state.period_status(
+            spent=spent.get((budget.pk, start), budget_state.ZERO),
+            limit=budget.limit_at(now),
+            thresholds=budget.soft_thresholds,
+            start=start,
+            end=end,
+            now=now,
+        )
+        for budget in budgets
+        for start, end in [bounds[budget.pk]]
+    }
+
+
+def list_budget_periods(budget: Budget) -> QuerySet[BudgetPeriod]:
+    return BudgetPeriod.objects.filter(budget=budget).order_by("-start")
+
+
+def list_alerts() -> QuerySet[Alert]:
+    deliveries = AlertDelivery.objects.select_related("channel").prefetch_related(
+        Prefetch("attempt_log", queryset=AlertDeliveryAttempt.objects.order_by("number"))
+    )
+    return Alert.objects.select_related("period").prefetch_related(Prefetch("deliveries", queryset=deliveries))
+
+
+def list_alert_channels() -> QuerySet[AlertChannel]:
+    return AlertChannel.objects.all()
 
 
 def list_api_tokens() -> QuerySet[ApiToken]:

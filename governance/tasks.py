@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
+from governance.services.alerts import attempt_delivery, due_deliveries
+from governance.services.enforcement import reconcile_budgets
 from governance.services.virtual_keys import expire_virtual_keys
 
 
 @shared_task(name="governance.expire_virtual_keys", acks_late=True)
 def expire_virtual_keys_task() -> dict[str, int]:
     return {"expired": expire_virtual_keys(now=timezone.now())}
+
+
+@shared_task(name="governance.reconcile_budgets", acks_late=True)
+def reconcile_budgets_task() -> dict[str, int]:
+    return asdict(reconcile_budgets(now=timezone.now()))
+
+
+@shared_task(name="governance.deliver_alert", acks_late=True)
+def deliver_alert_task(delivery_id: int) -> str:
+    """One attempt; a failure schedules the next after its backoff (with a broker; the
+    embedded default has no timer, so there the sweeper's next run retries)."""
+    outcome = attempt_delivery(delivery_id=delivery_id, now=timezone.now())
+    if outcome.retry_in is not None and not settings.CELERY_TASK_ALWAYS_EAGER:
+        deliver_alert_task.apply_async(args=(delivery_id,), countdown=outcome.retry_in.total_seconds() + 1)
+    return outcome.state
+
+
+@shared_task(name="governance.retry_alert_deliveries", acks_late=True)
+def retry_alert_deliveries_task() -> dict[str, int]:
+    """Queue deliveries that are due (their countdown task was lost, or the broker was
+    down when the alert fired). The claim in ``attempt_delivery`` makes doubles harmless."""
+    due = due_deliveries(now=timezone.now())
+    for delivery_id in due:
+        deliver_alert_task.delay(delivery_id)
+    return {"queued": len(due)}

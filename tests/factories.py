@@ -40,7 +40,12 @@ def make_key(**overrides: Any) -> IssuedSecret:
 
 
 def make_budget(**overrides: Any) -> Budget:
-    fields: dict[str, Any] = {"scope_type": "organization", "scope_id": None, "amount": Decimal("100")} | overrides
+    fields: dict[str, Any] = {
+        "scope_type": "organization",
+        "scope_id": None,
+        "amount": Decimal("100"),
+        "now": timezone.now(),
+    } | overrides
     return create_budget(actor=ACTOR, **fields)
 
 

@@ -3,17 +3,24 @@ validate; the view hands ``validated_data`` to a service."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
 from rest_framework import serializers
 
+from governance.budget_state import PeriodStatus
 from governance.models import (
+    Alert,
+    AlertChannel,
+    AlertChannelKind,
+    AlertDelivery,
+    AlertDeliveryAttempt,
     ApiToken,
     AuditEntry,
     Budget,
+    BudgetPeriod,
     BudgetPeriodKind,
     BudgetScope,
     Customer,
@@ -24,6 +31,7 @@ from governance.models import (
     VirtualKey,
 )
 from governance.models.organization import currency_validator
+from governance.selectors import budget_statuses
 
 NODE_SILENT_AFTER = timedelta(minutes=5)
 
@@ -131,8 +139,28 @@ class RotateSerializer(serializers.Serializer[Any]):
     grace_seconds = serializers.IntegerField(min_value=0, max_value=30 * 24 * 3600, default=3600)
 
 
+class BudgetOverrideSerializer(serializers.Serializer[Any]):
+    extra_amount = serializers.DecimalField(max_digits=20, decimal_places=4, min_value=Decimal("0.0001"))
+    expires_at = serializers.DateTimeField()
+    reason = serializers.CharField(max_length=500)
+
+
 class BudgetSerializer(serializers.ModelSerializer[Budget]):
+    """A budget with its current period (``context["statuses"]`` when listing)."""
+
     scope_id = serializers.IntegerField(read_only=True, allow_null=True)
+    period_start = serializers.SerializerMethodField()
+    period_end = serializers.SerializerMethodField()
+    limit = serializers.SerializerMethodField(help_text="amount plus an active override")
+    spent = serializers.SerializerMethodField()
+    remaining = serializers.SerializerMethodField()
+    percent_used = serializers.SerializerMethodField()
+    forecast_period_spend = serializers.SerializerMethodField(help_text="linear projection of the burn rate so far")
+    projected_exhaustion_at = serializers.SerializerMethodField(
+        help_text="when spend reaches the limit at that rate, if before the period ends"
+    )
+    state = serializers.SerializerMethodField(help_text="ok, warning or exceeded")
+    override = serializers.SerializerMethodField()
 
     class Meta:
         model = Budget
@@ -146,9 +174,167 @@ class BudgetSerializer(serializers.ModelSerializer[Budget]):
             "timezone",
             "soft_thresholds",
             "hard_cap",
+            "period_start",
+            "period_end",
+            "limit",
+            "spent",
+            "remaining",
+            "percent_used",
+            "forecast_period_spend",
+            "projected_exhaustion_at",
+            "state",
+            "override",
             "created_at",
             "updated_at",
         ]
+
+    def _status(self, budget: Budget) -> PeriodStatus:
+        statuses = self.context.get("statuses")
+        if statuses is None or budget.pk not in statuses:
+            statuses = budget_statuses([budget], now=self.context.get("now") or timezone.now())
+        status: PeriodStatus = statuses[budget.pk]
+        return status
+
+    def get_period_start(self, budget: Budget) -> datetime:
+        return self._status(budget).period_start
+
+    def get_period_end(self, budget: Budget) -> datetime:
+        return self._status(budget).period_end
+
+    def get_limit(self, budget: Budget) -> str:
+        return _money(self._status(budget).limit)
+
+    def get_spent(self, budget: Budget) -> str:
+        return _money(self._status(budget).spent)
+
+    def get_remaining(self, budget: Budget) -> str:
+        return _money(self._status(budget).remaining)
+
+    def get_percent_used(self, budget: Budget) -> str:
+        return str(self._status(budget).percent_used)
+
+    def get_forecast_period_spend(self, budget: Budget) -> str:
+        return _money(self._status(budget).forecast_period_spend)
+
+    def get_projected_exhaustion_at(self, budget: Budget) -> datetime | None:
+        return self._status(budget).projected_exhaustion_at
+
+    def get_state(self, budget: Budget) -> str:
+        return self._status(budget).state
+
+    def get_override(self, budget: Budget) -> dict[str, Any] | None:
+        now = self.context.get("now") or timezone.now()
+        if budget.limit_at(now) == budget.amount:
+            return None
+        return {
+            "extra_amount": str(budget.override_amount),
+            "expires_at": budget.override_expires_at,
+            "reason": budget.override_reason,
+        }
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.0001")))
+
+
+class BudgetPeriodSerializer(serializers.ModelSerializer[BudgetPeriod]):
+    spent = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BudgetPeriod
+        fields = ["id", "start", "end", "spent"]
+
+    def get_spent(self, period: BudgetPeriod) -> str:
+        return _money(period.spent)
+
+
+class AlertDeliveryAttemptSerializer(serializers.ModelSerializer[AlertDeliveryAttempt]):
+    class Meta:
+        model = AlertDeliveryAttempt
+        fields = ["number", "at", "succeeded", "status_code", "error", "duration_ms"]
+
+
+class AlertDeliverySerializer(serializers.ModelSerializer[AlertDelivery]):
+    channel_kind = serializers.CharField(source="channel.kind", read_only=True)
+    attempt_log = AlertDeliveryAttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = AlertDelivery
+        fields = [
+            "id",
+            "channel",
+            "channel_kind",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "delivered_at",
+            "last_error",
+            "attempt_log",
+        ]
+
+
+class AlertSerializer(serializers.ModelSerializer[Alert]):
+    period_start = serializers.DateTimeField(source="period.start", read_only=True)
+    period_end = serializers.DateTimeField(source="period.end", read_only=True)
+    spent = serializers.SerializerMethodField()
+    deliveries = AlertDeliverySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "budget",
+            "kind",
+            "threshold",
+            "period_start",
+            "period_end",
+            "fired_at",
+            "spent",
+            "limit",
+            "projected_at",
+            "message",
+            "rearmed_at",
+            "deliveries",
+        ]
+
+    def get_spent(self, alert: Alert) -> str:
+        return _money(alert.spent)
+
+
+class AlertChannelSerializer(serializers.ModelSerializer[AlertChannel]):
+    scope_id = serializers.IntegerField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = AlertChannel
+        fields = ["id", "name", "kind", "target", "scope_type", "scope_id", "enabled", "created_at", "updated_at"]
+
+
+class CreatedAlertChannelSerializer(AlertChannelSerializer):
+    secret = serializers.CharField(
+        read_only=True, help_text="A generated webhook signing secret, shown once (empty when you gave one)."
+    )
+
+    class Meta(AlertChannelSerializer.Meta):
+        fields = [*AlertChannelSerializer.Meta.fields, "secret"]
+
+
+class AlertChannelWriteSerializer(serializers.Serializer[AlertChannel]):
+    kind = serializers.ChoiceField(choices=AlertChannelKind.choices)
+    target = serializers.CharField(
+        max_length=1000, help_text="webhook or Slack incoming-webhook URL; email: addresses separated by commas"
+    )
+    secret = serializers.CharField(
+        max_length=200, required=False, default="", write_only=True, help_text="webhook signing secret"
+    )
+    name = serializers.CharField(max_length=200, required=False, default="")
+    scope_type = serializers.ChoiceField(choices=BudgetScope.choices, default=BudgetScope.ORGANIZATION)
+    scope_id = serializers.IntegerField(allow_null=True, default=None, min_value=1)
+    enabled = serializers.BooleanField(default=True)
+
+
+class AlertChannelUpdateSerializer(serializers.Serializer[AlertChannel]):
+    name = serializers.CharField(max_length=200, required=False)
+    enabled = serializers.BooleanField(required=False)
 
 
 class BudgetWriteSerializer(serializers.Serializer[Budget]):

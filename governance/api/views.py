@@ -19,8 +19,19 @@ from governance import permissions, selectors
 from governance.actors import Actor, actor_from_request
 from governance.api import serializers as s
 from governance.api.permissions import RoleRule
-from governance.models import ApiToken, AuditEntry, Budget, Customer, GatewayNode, Team, VirtualKey, VirtualKeyStatus
-from governance.services import api_tokens, budgets, nodes, organization, virtual_keys
+from governance.models import (
+    Alert,
+    AlertChannel,
+    ApiToken,
+    AuditEntry,
+    Budget,
+    Customer,
+    GatewayNode,
+    Team,
+    VirtualKey,
+    VirtualKeyStatus,
+)
+from governance.services import alerts, api_tokens, budgets, nodes, organization, virtual_keys
 
 
 class ServiceViewSet(viewsets.GenericViewSet[Any]):
@@ -194,6 +205,13 @@ class BudgetFilter(django_filters.FilterSet):
 @extend_schema_view(
     create=extend_schema(request=s.BudgetWriteSerializer, responses={201: s.BudgetSerializer}),
     partial_update=extend_schema(request=s.BudgetWriteSerializer, responses=s.BudgetSerializer),
+    override=extend_schema(
+        methods=["POST"],
+        request=s.BudgetOverrideSerializer,
+        responses=s.BudgetSerializer,
+        description="Let the scope spend `extra_amount` more until `expires_at` (audited; replaces an earlier one).",
+    ),
+    periods=extend_schema(responses=s.BudgetPeriodSerializer(many=True)),
 )
 class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     read_serializer = s.BudgetSerializer
@@ -204,16 +222,101 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
     def get_queryset(self) -> QuerySet[Budget]:
         return selectors.list_budgets()
 
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        assert page is not None  # the default pagination class is always set
+        now = timezone.now()
+        statuses = selectors.budget_statuses(page, now=now)
+        data = s.BudgetSerializer(page, many=True, context={"statuses": statuses, "now": now}).data
+        return self.get_paginated_response(data)
+
     def create(self, request: Request) -> Response:
-        budget = budgets.create_budget(actor=self.actor(), **self.validated().validated_data)
+        data = self.validated().validated_data
+        budget = budgets.create_budget(actor=self.actor(), now=timezone.now(), **data)
         return self.respond(budget, code=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str) -> Response:
         changes = self.validated(partial=True).validated_data
-        return self.respond(budgets.update_budget(actor=self.actor(), budget=self.get_object(), changes=changes))
+        budget = budgets.update_budget(
+            actor=self.actor(), budget=self.get_object(), changes=changes, now=timezone.now()
+        )
+        return self.respond(budget)
 
     def destroy(self, request: Request, pk: str) -> Response:
-        budgets.delete_budget(actor=self.actor(), budget=self.get_object())
+        budgets.delete_budget(actor=self.actor(), budget=self.get_object(), now=timezone.now())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @action(detail=True, methods=["post", "delete"])
+    def override(self, request: Request, pk: str) -> Response:
+        budget = self.get_object()
+        if request.method == "DELETE":
+            return self.respond(budgets.clear_override(actor=self.actor(), budget=budget, now=timezone.now()))
+        serializer = s.BudgetOverrideSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        updated = budgets.grant_override(
+            actor=self.actor(), budget=budget, now=timezone.now(), **serializer.validated_data
+        )
+        return self.respond(updated)
+
+    @action(detail=True, methods=["get"])
+    def periods(self, request: Request, pk: str) -> Response:
+        """Every period with spend, newest first (history is never zeroed)."""
+        page = self.paginate_queryset(selectors.list_budget_periods(self.get_object()))
+        assert page is not None
+        return self.get_paginated_response(s.BudgetPeriodSerializer(page, many=True).data)
+
+
+class AlertFilter(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(field_name="fired_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="fired_at", lookup_expr="lt")
+
+    class Meta:
+        model = Alert
+        fields = ["budget", "kind", "threshold"]
+
+
+class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    read_serializer = s.AlertSerializer
+    read_rule = staticmethod(permissions.can_view_alerts)
+    filterset_class = AlertFilter
+    search_fields = ["message"]
+    http_method_names = ["get", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Alert]:
+        return selectors.list_alerts()
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.AlertChannelWriteSerializer, responses={201: s.CreatedAlertChannelSerializer}),
+    partial_update=extend_schema(request=s.AlertChannelUpdateSerializer, responses=s.AlertChannelSerializer),
+)
+class AlertChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    read_serializer = s.AlertChannelSerializer
+    write_serializer = s.AlertChannelWriteSerializer
+    read_rule = staticmethod(permissions.can_manage_alert_channels)
+    write_rule = staticmethod(permissions.can_manage_alert_channels)
+    filterset_fields = ["kind", "scope_type", "enabled"]
+    search_fields = ["name", "target"]
+
+    def get_queryset(self) -> QuerySet[AlertChannel]:
+        return selectors.list_alert_channels()
+
+    def create(self, request: Request) -> Response:
+        created = alerts.create_alert_channel(actor=self.actor(), **self.validated().validated_data)
+        data = dict(s.AlertChannelSerializer(created.channel).data)
+        data["secret"] = created.secret
+        return Response(data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        serializer = s.AlertChannelUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        channel = alerts.update_alert_channel(
+            actor=self.actor(), channel=self.get_object(), changes=dict(serializer.validated_data)
+        )
+        return self.respond(channel)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        alerts.delete_alert_channel(actor=self.actor(), channel=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

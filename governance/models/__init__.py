@@ -1,4 +1,13 @@
 from governance.models.access import ApiToken, Role, RoleGrant
+from governance.models.alerts import (
+    Alert,
+    AlertChannel,
+    AlertChannelKind,
+    AlertDelivery,
+    AlertDeliveryAttempt,
+    AlertKind,
+    DeliveryState,
+)
 from governance.models.audit import AuditEntry
 from governance.models.budgets import Budget, BudgetPeriod, BudgetPeriodKind, BudgetScope
 from governance.models.nodes import GatewayNode, GatewayNodeKind
@@ -6,6 +15,12 @@ from governance.models.organization import Customer, Team
 from governance.models.virtual_keys import VirtualKey, VirtualKeyStatus
 
 __all__ = [
+    "Alert",
+    "AlertChannel",
+    "AlertChannelKind",
+    "AlertDelivery",
+    "AlertDeliveryAttempt",
+    "AlertKind",
     "ApiToken",
     "AuditEntry",
     "Budget",
@@ -13,6 +28,7 @@ __all__ = [
     "BudgetPeriodKind",
     "BudgetScope",
     "Customer",
+    "DeliveryState",
     "GatewayNode",
     "GatewayNodeKind",
     "Role",

@@ -1,3 +1,6 @@
+from datetime import datetime
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 
@@ -38,6 +41,10 @@ class Budget(models.Model):
     timezone = models.CharField(max_length=64, default="UTC")
     soft_thresholds = models.JSONField(default=list, blank=True)
     hard_cap = models.BooleanField(default=True)
+    # A temporary override: ``override_amount`` is added to ``amount`` until the instant.
+    override_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    override_expires_at = models.DateTimeField(null=True, blank=True)
+    override_reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -64,6 +71,12 @@ class Budget(models.Model):
     @property
     def scope_id(self) -> int | None:
         return self.customer_id or self.team_id or self.virtual_key_id
+
+    def limit_at(self, now: datetime) -> Decimal:
+        """The amount in force at ``now``: the base amount plus an unexpired override."""
+        if self.override_amount and self.override_expires_at and self.override_expires_at > now:
+            return self.amount + self.override_amount
+        return self.amount
 
 
 class BudgetPeriod(models.Model):

@@ -3,7 +3,12 @@
 Each charge is added to the current period of every budget in its chain (key → team →
 customer → organization) with SQL increments, so concurrent workers never lose an
 update and an event counted once is charged once. Thresholds, alerts and blocking build
-on these periods (budgets issue).
+on the periods touched: ``governance.services.enforcement.after_charge`` runs in the
+same transaction with each period's spend before and after the charge.
+
+Costs arrive in US dollars; a budget in another currency is charged at
+``settings.EXCHANGE_RATES``. Budgets track cost (what the gateways' providers charge),
+before any customer markup.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q
+from django.utils import timezone
 
 from bursar.db import prepare_rows
 from governance.models import Budget, BudgetPeriod, BudgetScope
 from governance.periods import period_bounds
+from governance.services.enforcement import PeriodSpend, after_charge
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,17 @@ def _budgets_for(charges: Sequence[SpendCharge]) -> list[Budget]:
             | Q(customer_id__in=customers)
             | Q(team_id__in=teams)
             | Q(virtual_key_id__in=keys)
-        ).only("id", "scope_type", "customer_id", "team_id", "virtual_key_id", "period", "timezone")
+        )
     )
+
+
+def to_budget_currency(amount_usd: Decimal, currency: str) -> Decimal:
+    """``amount_usd`` in ``currency`` at the configured rate (create_budget refuses a
+    currency without one, so a missing rate here means the setting was removed)."""
+    rate = settings.EXCHANGE_RATES.get(currency)
+    if rate is None:
+        raise ValueError(f"no exchange rate for {currency}: add it to EXCHANGE_RATES")
+    return amount_usd if currency == "USD" else amount_usd * rate
 
 
 def _applies(budget: Budget, charge: SpendCharge) -> bool:
@@ -56,10 +73,12 @@ def _applies(budget: Budget, charge: SpendCharge) -> bool:
     return budget.virtual_key_id == charge.virtual_key_id
 
 
-def charge_spend(*, charges: Sequence[SpendCharge]) -> int:
-    """Add ``charges`` to the periods they fall in; returns the number of periods touched.
+def charge_spend(*, charges: Sequence[SpendCharge], now: datetime | None = None) -> int:
+    """Add ``charges`` to the periods they fall in, then enforce the budgets touched;
+    returns the number of periods touched.
 
-    Side effects: upserts BudgetPeriod rows (one statement), incrementing ``spent``.
+    Side effects: upserts BudgetPeriod rows (one statement per 5,000), incrementing
+    ``spent``; whatever ``after_charge`` does (alerts, blocked keys).
     """
     charges = [charge for charge in charges if charge.cost]
     if not charges:
@@ -70,12 +89,13 @@ def charge_spend(*, charges: Sequence[SpendCharge]) -> int:
         for charge in charges:
             if _applies(budget, charge):
                 start, end = period_bounds(budget.period, budget.timezone, charge.occurred_at)
-                totals[(budget.pk, start, end)] += charge.cost
+                totals[(budget.pk, start, end)] += to_budget_currency(charge.cost, budget.currency)
     if not totals:
         return 0
     table = BudgetPeriod._meta.db_table
     rows = sorted(totals.items())  # a fixed order: concurrent workers lock rows alike
     prepared = prepare_rows(BudgetPeriod, ["budget", "start", "end", "spent"], [[*key, spent] for key, spent in rows])
+    period_ids: list[int] = []
     with connection.cursor() as cursor:
         for first in range(0, len(prepared), 5000):  # within every backend's parameter limit
             part = prepared[first : first + 5000]
@@ -83,7 +103,20 @@ def charge_spend(*, charges: Sequence[SpendCharge]) -> int:
             cursor.execute(
                 f'INSERT INTO {table} (budget_id, start, "end", spent) '  # noqa: S608 - fixed names
                 f"VALUES {', '.join(['(%s, %s, %s, %s)'] * len(part))} "
-                f"ON CONFLICT (budget_id, start) DO UPDATE SET spent = {table}.spent + excluded.spent",
+                f"ON CONFLICT (budget_id, start) DO UPDATE SET spent = {table}.spent + excluded.spent "
+                "RETURNING id",
                 params,
             )
+            period_ids.extend(row[0] for row in cursor.fetchall())
+    # Read back through the ORM (typed values; this transaction holds the rows' locks, so
+    # ``spent`` is exactly the value after this charge).
+    after = {
+        (row["budget_id"], row["start"]): (row["id"], row["spent"])
+        for row in BudgetPeriod.objects.filter(pk__in=period_ids).values("id", "budget_id", "start", "spent")
+    }
+    changes = []
+    for (budget_id, start, end), delta in rows:
+        period_id, spent = after[(budget_id, start)]
+        changes.append(PeriodSpend(budget_id, period_id, start, end, before=spent - delta, after=spent))
+    after_charge(changes, budgets={budget.pk: budget for budget in budgets}, now=now or timezone.now())
     return len(rows)

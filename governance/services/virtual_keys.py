@@ -16,6 +16,7 @@ from governance.models import Customer, Team, VirtualKey, VirtualKeyStatus
 from governance.secrets import generate_secret
 from governance.services._changes import lock_for_update, save_changes
 from governance.services.audit import record_audit, snapshot
+from governance.services.enforcement import notify_desired_state_changed, refresh_key_blocks
 
 KEY_FIELDS = (
     "public_id",
@@ -87,9 +88,10 @@ def issue_virtual_key(
     tokens_per_minute: int | None = None,
     expires_at: datetime | None = None,
 ) -> IssuedSecret:
-    """Issue a key; the returned secret is the only copy there will ever be.
+    """Issue a key; the returned secret is the only copy there will ever be. A key
+    issued into a scope already over a hard cap starts blocked.
 
-    Side effects: one VirtualKey row, one AuditEntry.
+    Side effects: one VirtualKey row, one AuditEntry; blocks as the budgets require.
     """
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("must be in the future", field="expires_at")
@@ -109,6 +111,8 @@ def issue_virtual_key(
     key.full_clean(validate_unique=False)
     key.save()
     record_audit(actor=actor, action="virtual_key.issue", instance=key, before=None, after=snapshot(key, KEY_FIELDS))
+    refresh_key_blocks(key, now=now)
+    notify_desired_state_changed(reason=f"key {key.public_id} issued")
     return IssuedSecret(key=key, secret=secret.value)
 
 
@@ -132,7 +136,12 @@ def update_virtual_key(*, actor: Actor, key: VirtualKey, changes: dict[str, Any]
     if key.status == VirtualKeyStatus.EXPIRED and changes.get("expires_at", key.expires_at) != key.expires_at:
         # Extending an expired key's expiry brings it back.
         changes["status"] = VirtualKeyStatus.BLOCKED if key.blocked_by.exists() else VirtualKeyStatus.ACTIVE
+    before = snapshot(key, KEY_FIELDS)
     save_changes(actor=actor, action="virtual_key.update", instance=key, changes=changes, audited_fields=KEY_FIELDS)
+    if snapshot(key, KEY_FIELDS) != before:
+        if "team" in changes or "customer" in changes:
+            refresh_key_blocks(key, now=now)  # moved into a scope over its cap
+        notify_desired_state_changed(reason=f"key {key.public_id} changed")
     return key
 
 
@@ -173,6 +182,7 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
         raise Conflict("could not generate a unique secret; try again") from None
     after = snapshot(key, KEY_FIELDS) | {"grace_seconds": int(grace.total_seconds())}
     record_audit(actor=actor, action="virtual_key.rotate", instance=key, before=before, after=after)
+    notify_desired_state_changed(reason=f"key {key.public_id} rotated")
     return IssuedSecret(key=key, secret=secret.value)
 
 
@@ -194,6 +204,7 @@ def revoke_virtual_key(*, actor: Actor, key: VirtualKey, now: datetime) -> Virtu
         update_fields=["status", "revoked_at", "previous_secret_sha256", "previous_secret_expires_at", "updated_at"]
     )
     record_audit(actor=actor, action="virtual_key.revoke", instance=key, before=before, after=snapshot(key, KEY_FIELDS))
+    notify_desired_state_changed(reason=f"key {key.public_id} revoked")
     return key
 
 
@@ -223,6 +234,7 @@ def expire_virtual_keys(*, now: datetime) -> int:
                 before=before,
                 after=snapshot(key, KEY_FIELDS),
             )
+            notify_desired_state_changed(reason=f"key {key.public_id} expired")
             expired += 1
     return expired
 

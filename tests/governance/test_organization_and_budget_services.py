@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import Model, ProtectedError
+from django.utils import timezone
 
 from bursar.errors import Conflict, InvalidInput
 from governance.models import Budget, Customer
@@ -93,6 +94,6 @@ def test_budget_amount_keeps_its_exact_decimal():
 def test_lowering_a_budget_amount_to_zero_is_refused():
     budget = make_budget(amount=Decimal("10"))
     with pytest.raises(InvalidInput):
-        update_budget(actor=ACTOR, budget=budget, changes={"amount": Decimal("0")})
+        update_budget(actor=ACTOR, budget=budget, changes={"amount": Decimal("0")}, now=timezone.now())
     budget.refresh_from_db()
     assert budget.amount == Decimal("10")

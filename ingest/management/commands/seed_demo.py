@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 from django.utils import timezone
@@ -102,6 +103,7 @@ class Command(BaseCommand):
             if name == "acme support prod":
                 create_budget(
                     actor=actor,
+                    now=now,
                     scope_type="virtual_key",
                     scope_id=issued.key.pk,
                     amount=Decimal("400"),
@@ -109,6 +111,7 @@ class Command(BaseCommand):
                 )
         create_budget(
             actor=actor,
+            now=now,
             scope_type="organization",
             scope_id=None,
             amount=Decimal("25000"),
@@ -117,6 +120,7 @@ class Command(BaseCommand):
         )
         create_budget(
             actor=actor,
+            now=now,
             scope_type="customer",
             scope_id=customers["acme_corp"].pk,
             amount=Decimal("4000"),
@@ -125,6 +129,7 @@ class Command(BaseCommand):
         )
         create_budget(
             actor=actor,
+            now=now,
             scope_type="customer",
             scope_id=customers["globex"].pk,
             amount=Decimal("150"),
@@ -133,15 +138,17 @@ class Command(BaseCommand):
         )
         create_budget(
             actor=actor,
+            now=now,
             scope_type="customer",
             scope_id=customers["initech"].pk,
             amount=Decimal("2000"),
-            currency="EUR",
+            currency="EUR" if "EUR" in settings.EXCHANGE_RATES else "USD",
             period="monthly",
             timezone="Europe/Paris",
         )
         create_budget(
             actor=actor,
+            now=now,
             scope_type="team",
             scope_id=teams["research"].pk,
             amount=Decimal("1500"),
@@ -150,6 +157,7 @@ class Command(BaseCommand):
         )
         create_budget(
             actor=actor,
+            now=now,
             scope_type="team",
             scope_id=teams["umbrella-triage"].pk,
             amount=Decimal("9000"),
