@@ -185,6 +185,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
     CELERY_BROKER_URL = "memory://"  # never reached; keeps Celery from probing localhost
+# Deployments (and the test suite's worker) sharing one broker keep apart by queue name.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -226,7 +228,8 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 # listed here is refused.
 EXCHANGE_RATES = {"USD": Decimal(1), **env_rates("EXCHANGE_RATES")}
 # A forecast alert waits until this share of the period has passed, so the first
-# minutes of a period (one early request) do not project a wild burn rate.
+# minutes of a period (one early request) do not project a wild burn rate; 100 turns
+# forecast alerts off.
 BUDGET_FORECAST_MIN_ELAPSED_PERCENT = env_int("BUDGET_FORECAST_MIN_ELAPSED_PERCENT", 10, minimum=0)
 # Webhook and Slack deliveries: per-attempt timeout and the number of tries (backoff
 # doubles from 10 s with jitter: 10 s, 20 s, 40 s, ... capped at 15 min).

@@ -90,3 +90,12 @@ def server_url(transactional_db: None) -> Iterator[str]:
         raise thread.error
     yield f"http://127.0.0.1:{thread.port}"
     thread.terminate()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Any]:
+    """A real HTTP server on loopback recording every request (tests/loopback.py)."""
+    from tests.loopback import loopback_server
+
+    with loopback_server() as recorder:
+        yield recorder

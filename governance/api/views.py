@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from bursar.errors import InvalidInput
 from governance import permissions, selectors
 from governance.actors import Actor, actor_from_request
 from governance.api import serializers as s
@@ -310,6 +311,9 @@ class AlertChannelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Serv
     def partial_update(self, request: Request, pk: str) -> Response:
         serializer = s.AlertChannelUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
+        fixed = sorted(set(request.data) - set(serializer.fields))
+        if fixed:
+            raise InvalidInput("only name and enabled can change; create a new channel instead", field=fixed[0])
         channel = alerts.update_alert_channel(
             actor=self.actor(), channel=self.get_object(), changes=dict(serializer.validated_data)
         )

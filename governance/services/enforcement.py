@@ -318,7 +318,9 @@ def _crosses_something(budget: Budget, p: PeriodSpend, now: datetime) -> bool:
 def current_period(budget: Budget, *, now: datetime, create: bool = False) -> BudgetPeriod | None:
     start, end = period_bounds(budget.period, budget.timezone, now)
     if create:
-        period, _ = BudgetPeriod.objects.get_or_create(budget=budget, start=start, defaults={"end": end})
+        period, _ = BudgetPeriod.objects.get_or_create(
+            budget=budget, start=start, defaults={"end": end, "spent": bs.ZERO}
+        )
         return period
     return BudgetPeriod.objects.filter(budget=budget, start=start).first()
 

@@ -31,7 +31,7 @@ def test_every_governance_model_is_in_the_admin_and_no_secret_is_shown(admin_cli
     slack = create_alert_channel(actor=ACTOR, kind="slack", target="https://hooks.slack.com/services/T1/B2/slacksecret")
     make_budget(scope_type="customer", scope_id=customer.pk, amount=Decimal("1"))
     charge_spend(charges=[SpendCharge(timezone.now(), Decimal("1.5"), customer.pk, None, None)])
-    attempt_delivery(delivery_id=AlertDelivery.objects.first().pk, now=timezone.now())  # port 9: refused
+    attempt_delivery(delivery_id=AlertDelivery.objects.order_by("pk")[0].pk, now=timezone.now())  # port 9: refused
     secrets = (key.secret, key.key.secret_sha256, token.secret, token.token.token_sha256, node.ingest_token,
                node.node.ingest_token_sha256, "bifrost-admin-secret", node.node.admin_token_encrypted,
                "s" * 20, hook.channel.secret_encrypted, "slacksecret", slack.channel.secret_encrypted)  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.apps import apps
 
+from governance.services.alerts import create_alert_channel
 from governance.services.nodes import register_gateway_node
 from tests.factories import ACTOR, make_budget, make_customer, make_key, make_team, make_token
 
@@ -114,6 +115,36 @@ CASES = [
         lambda w: {"amount": "750.5"},
     ),
     Case("delete budget", "delete", lambda w: f"/api/v1/budgets/{w['budget'].pk}/", ADMIN_ONLY, 204),
+    Case("budget periods", "get", lambda w: f"/api/v1/budgets/{w['budget'].pk}/periods/", ORG_READERS, 200),
+    Case(
+        "grant override",
+        "post",
+        lambda w: f"/api/v1/budgets/{w['budget'].pk}/override/",
+        ADMIN_ONLY,
+        200,
+        lambda w: {"extra_amount": "50", "expires_at": "2099-01-01T00:00:00Z", "reason": "launch"},
+    ),
+    Case("clear override", "delete", lambda w: f"/api/v1/budgets/{w['budget'].pk}/override/", ADMIN_ONLY, 200),
+    Case("list alerts", "get", lambda w: "/api/v1/alerts/", ORG_READERS, 200),
+    Case("list channels", "get", lambda w: "/api/v1/alert-channels/", ADMIN_ONLY, 200),
+    Case("read channel", "get", lambda w: f"/api/v1/alert-channels/{w['channel'].pk}/", ADMIN_ONLY, 200),
+    Case(
+        "create channel",
+        "post",
+        lambda w: "/api/v1/alert-channels/",
+        ADMIN_ONLY,
+        201,
+        lambda w: {"kind": "email", "target": "ops@example.com"},
+    ),
+    Case(
+        "update channel",
+        "patch",
+        lambda w: f"/api/v1/alert-channels/{w['channel'].pk}/",
+        ADMIN_ONLY,
+        200,
+        lambda w: {"enabled": False},
+    ),
+    Case("delete channel", "delete", lambda w: f"/api/v1/alert-channels/{w['channel'].pk}/", ADMIN_ONLY, 204),
     Case("list tokens", "get", lambda w: "/api/v1/api-tokens/", ADMIN_ONLY, 200),
     Case(
         "create token",
@@ -179,6 +210,7 @@ def world() -> dict[str, Any]:
         "budget": make_budget(scope_type="virtual_key", scope_id=key.pk),
         "token": make_token("viewer").token,
         "node": register_gateway_node(actor=ACTOR, name="gw-world").node,
+        "channel": create_alert_channel(actor=ACTOR, kind="webhook", target="https://example.com/hook").channel,
     }
 
 

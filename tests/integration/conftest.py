@@ -33,7 +33,8 @@ def celery_worker_queue(transactional_db: None) -> Iterator[str]:
     # Work queued by this process (and its live server thread) goes to this worker only.
     previous_queue = app.conf.task_default_queue
     app.conf.task_default_queue = queue
-    env = os.environ | {"DATABASE_URL": database_url_of_test_db()}
+    # Tasks the worker itself queues (alert deliveries, retries) stay on this queue too.
+    env = os.environ | {"DATABASE_URL": database_url_of_test_db(), "CELERY_TASK_DEFAULT_QUEUE": queue}
     worker = subprocess.Popen(
         [
             sys.executable,
