@@ -274,6 +274,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "kind": name each choice set after what it is.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertKindEnum": "governance.models.alerts.AlertKind",
+        "AlertChannelKindEnum": "governance.models.alerts.AlertChannelKind",
+        "GatewayNodeKindEnum": "governance.models.nodes.GatewayNodeKind",
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------

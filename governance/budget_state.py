@@ -66,9 +66,10 @@ def projected_exhaustion(
     elapsed = (now - start).total_seconds()
     if elapsed <= 60:
         return None
-    seconds_left = float((limit - spent) / spent) * elapsed
-    at = now + timedelta(seconds=seconds_left)
-    return at if at < end else None
+    seconds_left = (limit - spent) / spent * Decimal(elapsed)
+    if seconds_left >= Decimal((end - now).total_seconds()):
+        return None  # not this period (and a tiny spend against a huge amount is no date at all)
+    return now + timedelta(seconds=float(seconds_left))
 
 
 def forecast_is_due(start: datetime, end: datetime, now: datetime, *, min_elapsed_percent: int) -> bool:

@@ -363,3 +363,25 @@ def test_duplicate_and_resent_events_never_charge_twice(gateway):
         process_batch(batch_id=batch_id, alone=True)  # a redelivered task
 
     assert BudgetPeriod.objects.get(budget=budget).spent == Decimal("3.5")
+
+
+def test_the_reconcile_command_does_the_minute_s_work_without_beat(acme):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    customer, team = acme
+    key = make_key(team=team).key
+    budget = make_budget(scope_type="customer", scope_id=customer.pk, period="daily")
+    charge_spend(charges=[SpendCharge(timezone.now(), Decimal("100"), customer.pk, None, None)])
+    assert status(key)[0] == "blocked"
+    # The day ends: its period row now lies in the past.
+    BudgetPeriod.objects.filter(budget=budget).update(
+        start=timezone.now() - timedelta(days=2), end=timezone.now() - timedelta(days=1)
+    )
+
+    out = StringIO()
+    call_command("reconcile_budgets", stdout=out)
+
+    assert status(key) == ("active", [])
+    assert "1 unblocked" in out.getvalue() and "1 alerts fired" in out.getvalue()

@@ -102,6 +102,13 @@ def test_forecast_projects_the_burn_rate_so_far():
     assert bs.projected_exhaustion(Decimal("100"), Decimal("400"), start, end, now) is None
 
 
+def test_a_tiny_spend_against_a_huge_amount_projects_no_date():
+    start, end = utc(2026, 12, 1), utc(2027, 1, 1)
+    now = start + timedelta(days=3)
+    limit = Decimal("9999999999999999.9999")
+    assert bs.projected_exhaustion(Decimal("0.0000000001"), limit, start, end, now) is None
+
+
 def test_forecast_early_in_a_period_is_just_the_spend():
     start, end = utc(2026, 12, 1), utc(2027, 1, 1)
     assert bs.forecast_spend(Decimal("5"), start, end, start + timedelta(seconds=30)) == Decimal("5")

@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from billing.models import UsageEvent
 from governance.actors import Actor
-from governance.models import Budget, Customer, Role, VirtualKey
-from governance.services.budgets import create_budget
+from governance.models import Budget, Customer, Role, Team, VirtualKey
+from governance.selectors import budget_statuses
+from governance.services.alerts import create_alert_channel
+from governance.services.budgets import create_budget, update_budget
 from governance.services.nodes import RegisteredNode, register_gateway_node
 from governance.services.organization import create_customer, create_team
 from governance.services.users import create_user
@@ -75,6 +77,30 @@ class Command(BaseCommand):
                 f"demo traffic sent through the ingest endpoints: {accepted} events over {days} days; "
                 f"{UsageEvent.objects.count()} stored"
             )
+        self._budgets_near_their_caps()
+
+    @transaction.atomic
+    def _budgets_near_their_caps(self) -> None:
+        """Two budgets set against the spend the traffic made, through the real services:
+        one key over its hard cap (blocked, with its alerts) and one team at 80%."""
+        actor, now = Actor.command("seed_demo"), timezone.now()
+        shown = [
+            ("virtual_key", VirtualKey.objects.get(name="acme support prod").pk, "monthly", [50, 80], Decimal("0.9")),
+            ("team", Team.objects.get(slug="research").pk, "weekly", [75], Decimal("1.25")),
+        ]
+        for scope_type, scope_id, period, thresholds, share in shown:
+            budget = create_budget(
+                actor=actor,
+                now=now,
+                scope_type=scope_type,
+                scope_id=scope_id,
+                amount=Decimal("1000000"),
+                period=period,
+                soft_thresholds=thresholds,
+            )
+            spent = budget_statuses([budget], now=now)[budget.pk].spent  # what this period already cost
+            amount = max((spent * share).quantize(Decimal("0.01")), Decimal("0.01"))
+            update_budget(actor=actor, budget=budget, changes={"amount": amount}, now=now)
 
     @transaction.atomic
     def _governance(self, *, quiet: bool) -> RegisteredNode:
@@ -91,7 +117,7 @@ class Command(BaseCommand):
             for slug, name, owner in TEAMS
         }
         for name, team_slug, allowed, rpm in KEYS:
-            issued = issue_virtual_key(
+            issue_virtual_key(
                 actor=actor,
                 name=name,
                 now=now,
@@ -100,15 +126,6 @@ class Command(BaseCommand):
                 requests_per_minute=rpm,
                 expires_at=now + timedelta(days=180) if "staging" in name else None,
             )
-            if name == "acme support prod":
-                create_budget(
-                    actor=actor,
-                    now=now,
-                    scope_type="virtual_key",
-                    scope_id=issued.key.pk,
-                    amount=Decimal("400"),
-                    period="monthly",
-                )
         create_budget(
             actor=actor,
             now=now,
@@ -164,6 +181,7 @@ class Command(BaseCommand):
             period="quarterly",
         )
 
+        create_alert_channel(actor=actor, kind="email", target="finance@example.com", name="finance (printed)")
         node = register_gateway_node(actor=actor, name="demo-gateway", kind="litellm")
         for username, role in USERS:
             create_user(
