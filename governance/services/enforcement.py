@@ -84,6 +84,13 @@ def _links() -> Any:
     return VirtualKey.blocked_by.through
 
 
+def _lock_keys(ids: list[int]) -> None:
+    """Row-lock keys in id order before changing them, so two transactions blocking
+    overlapping scopes queue up instead of deadlocking."""
+    if ids:
+        list(VirtualKey.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+
+
 def block_keys(budget: Budget, *, now: datetime, reason: str) -> list[int]:
     """Link every live key in the budget's scope to it and mark the active ones
     blocked; returns the ids that went from active to blocked.
@@ -102,6 +109,7 @@ def block_keys(budget: Budget, *, now: datetime, reason: str) -> list[int]:
         [links(virtualkey_id=pk, budget_id=budget.pk) for pk, _, _ in live], ignore_conflicts=True
     )
     active = [pk for pk, _, status in live if status == VirtualKeyStatus.ACTIVE]
+    _lock_keys(active)
     VirtualKey.objects.filter(pk__in=active, status=VirtualKeyStatus.ACTIVE).update(
         status=VirtualKeyStatus.BLOCKED, updated_at=now
     )
@@ -136,6 +144,7 @@ def unblock_keys(budget: Budget, *, now: datetime, reason: str) -> list[int]:
         .values_list("pk", "public_id")
     )
     if freed:
+        _lock_keys([pk for pk, _ in freed])
         VirtualKey.objects.filter(pk__in=[pk for pk, _ in freed], status=VirtualKeyStatus.BLOCKED).exclude(
             Exists(still_blocked)
         ).update(status=VirtualKeyStatus.ACTIVE, updated_at=now)
@@ -399,13 +408,20 @@ def _reconcile_exceeded(budget: Budget, *, now: datetime, result: ReconcileResul
 
 
 def _reconcile_reset(budget: Budget, *, now: datetime, result: ReconcileResult) -> None:
+    period = current_period(budget, now=now, create=True)
+    assert period is not None
+    if armed_alert_exists(period_id=period.pk, kind=AlertKind.HARD, threshold=100):
+        # Blocked in this very period, and no longer over: the amount was raised while a
+        # charge was in flight. Not a new period, so no reset alert; re-arm instead.
+        outcome = reevaluate_budget(budget, now=now)
+        result.unblocked += len(outcome.unblocked)
+        return
     freed = unblock_keys(budget, now=now, reason="new period")
     result.unblocked += len(freed)
     if not freed:
         return
-    period = current_period(budget, now=now, create=True)
-    assert period is not None
     change = PeriodSpend(budget.pk, period.pk, period.start, period.end, before=None, after=period.spent)
+    limit = budget.limit_at(now)
     alert = fire_alert(
         AlertDraft(
             budget=budget,
@@ -415,10 +431,8 @@ def _reconcile_reset(budget: Budget, *, now: datetime, result: ReconcileResult) 
             kind=AlertKind.RESET,
             threshold=0,
             spent=period.spent,
-            limit=budget.limit_at(now),
-            message=_message(
-                budget, AlertKind.RESET, 0, period.spent, budget.limit_at(now), change, count=str(len(freed))
-            ),
+            limit=limit,
+            message=_message(budget, AlertKind.RESET, 0, period.spent, limit, change, count=str(len(freed))),
         ),
         now=now,
     )

@@ -385,3 +385,18 @@ def test_the_reconcile_command_does_the_minute_s_work_without_beat(acme):
 
     assert status(key) == ("active", [])
     assert "1 unblocked" in out.getvalue() and "1 alerts fired" in out.getvalue()
+
+
+def test_a_block_left_by_a_charge_racing_a_raise_is_undone_within_the_minute_without_a_reset(acme):
+    customer, team = acme
+    key = make_key(team=team, now=NOW).key
+    budget = make_budget(scope_type="customer", scope_id=customer.pk, soft_thresholds=[], now=NOW)
+    charge(customer, "100")
+    # The raise committed while that charge still worked with the old amount.
+    type(budget).objects.filter(pk=budget.pk).update(amount=Decimal("500"))
+
+    result = reconcile_budgets(now=NOW + timedelta(minutes=1))
+
+    assert result.unblocked == 1 and status(key) == ("active", [])
+    assert alerts(budget) == [("hard", 100)]  # no reset: the period did not change
+    assert Alert.objects.get(budget=budget).rearmed_at is not None
