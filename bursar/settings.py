@@ -204,6 +204,8 @@ CELERY_BEAT_SCHEDULE = {
     # so keys blocked for the old period are active again within the minute it ends.
     "reconcile-budgets": {"task": "governance.reconcile_budgets", "schedule": crontab()},
     "retry-alert-deliveries": {"task": "governance.retry_alert_deliveries", "schedule": 30.0},
+    # Nodes behind whose backoff has passed get the latest revision; drift is checked.
+    "converge-config": {"task": "governance.converge_config", "schedule": 5.0},
 }
 
 # --- Ingest -----------------------------------------------------------------------------
@@ -235,6 +237,16 @@ BUDGET_FORECAST_MIN_ELAPSED_PERCENT = env_int("BUDGET_FORECAST_MIN_ELAPSED_PERCE
 # doubles from 10 s with jitter: 10 s, 20 s, 40 s, ... capped at 15 min).
 ALERT_DELIVERY_TIMEOUT_SECONDS = env_int("ALERT_DELIVERY_TIMEOUT_SECONDS", 10, minimum=1)
 ALERT_DELIVERY_MAX_ATTEMPTS = env_int("ALERT_DELIVERY_MAX_ATTEMPTS", 8, minimum=1)
+
+# --- Config push (Bursar -> gateway nodes) -----------------------------------------------
+CONFIG_PUSH_TIMEOUT_SECONDS = env_int("CONFIG_PUSH_TIMEOUT_SECONDS", 5, minimum=1)
+CONFIG_PUSH_CONCURRENCY = env_int("CONFIG_PUSH_CONCURRENCY", 16, minimum=1)  # nodes pushed at once
+# A failing node is retried after 1 s, 2 s, 4 s ... up to this (with jitter).
+CONFIG_PUSH_MAX_BACKOFF_SECONDS = env_int("CONFIG_PUSH_MAX_BACKOFF_SECONDS", 15, minimum=1)
+# Routine changes wait this long so a burst makes one revision; hard-cap blocks do not wait.
+CONFIG_COALESCE_SECONDS = env_int("CONFIG_COALESCE_SECONDS", 1, minimum=0)
+# Nodes that are current are checked for drift (observe) this often, and repaired.
+CONFIG_DRIFT_CHECK_SECONDS = env_int("CONFIG_DRIFT_CHECK_SECONDS", 300, minimum=10)
 
 # --- REST API ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -22,6 +22,9 @@ from governance.models import (
     AuditEntry,
     Budget,
     BudgetPeriod,
+    ConfigPushAttempt,
+    ConfigRenderMark,
+    ConfigRevision,
     Customer,
     GatewayNode,
     RoleGrant,
@@ -60,7 +63,7 @@ class VirtualKeyAdmin(ReadOnlyAdmin):
     list_display = ["name", "public_id", "secret_prefix", "status", "team", "customer", "expires_at"]
     list_filter = ["status"]
     search_fields = ["name", "public_id", "secret_prefix"]
-    exclude = ["secret_sha256", "previous_secret_sha256"]
+    exclude = ["secret_sha256", "previous_secret_sha256", "secret_encrypted", "previous_secret_encrypted"]
     list_select_related = ["team", "customer"]
 
 
@@ -104,7 +107,24 @@ class AlertDeliveryAttemptAdmin(ReadOnlyAdmin):
 class GatewayNodeAdmin(ReadOnlyAdmin):
     list_display = ["name", "kind", "base_url", "ingest_token_prefix", "last_seen_at", "applied_version"]
     list_filter = ["kind"]
-    exclude = ["ingest_token_sha256", "admin_token_encrypted"]
+    exclude = ["ingest_token_sha256", "admin_token_encrypted", "ingest_token_encrypted"]
+
+
+@admin.register(ConfigRevision)
+class ConfigRevisionAdmin(ReadOnlyAdmin):
+    list_display = ["version", "created_at", "reason", "urgent", "sha256"]
+    exclude = ["document"]  # holds key secret hashes: read it through config/latest/ (admins)
+
+
+@admin.register(ConfigRenderMark)
+class ConfigRenderMarkAdmin(ReadOnlyAdmin):
+    list_display = ["requested", "rendered", "rendered_at"]
+
+
+@admin.register(ConfigPushAttempt)
+class ConfigPushAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["at", "node", "version", "action", "succeeded", "status_code", "error", "duration_ms"]
+    list_filter = ["action", "succeeded"]
 
 
 @admin.register(ApiToken)

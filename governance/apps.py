@@ -13,3 +13,8 @@ class GovernanceConfig(AppConfig):
         from rest_framework.serializers import BaseSerializer
 
         django_stubs_ext.monkeypatch(extra_classes=[GenericAPIView, BaseSerializer])
+
+        from governance.services.config import on_desired_state_changed
+        from governance.signals import desired_state_changed
+
+        desired_state_changed.connect(on_desired_state_changed, dispatch_uid="governance.config_push")

@@ -18,6 +18,7 @@ from governance.models import (
     AuditEntry,
     Budget,
     BudgetPeriod,
+    ConfigPushAttempt,
     Customer,
     GatewayNode,
     Team,
@@ -101,6 +102,10 @@ def list_audit_entries() -> QuerySet[AuditEntry]:
 
 def list_gateway_nodes() -> QuerySet[GatewayNode]:
     return GatewayNode.objects.all()
+
+
+def list_push_attempts(node: GatewayNode) -> QuerySet[ConfigPushAttempt]:
+    return ConfigPushAttempt.objects.filter(node=node).order_by("-at", "-id")
 
 
 def get_gateway_node_for_token(*, secret: str) -> GatewayNode | None:

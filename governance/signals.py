@@ -7,8 +7,9 @@ from django.dispatch import Signal
 
 # Sent after commit whenever the state gateways should enforce may have changed (keys
 # blocked or unblocked by budgets; keys issued, changed, rotated, revoked, expired).
-# Keyword arguments: ``reason`` (str) and ``urgent`` (bool: a block caused by a hard
-# cap, which must reach the gateways ahead of routine changes).
+# Keyword arguments: ``reason`` (str), ``urgent`` (bool: a block caused by a hard cap,
+# which must reach the gateways ahead of routine changes) and ``covering`` (the render
+# request count the next render must include; see ConfigRenderMark).
 desired_state_changed = Signal()
 
 # Sent inside the creating transaction with ``budget`` and its current period's

@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
+from governance.models import GatewayNode
 from governance.permissions import Roles, roles_for
 
 
@@ -20,3 +21,10 @@ class RoleRule(BasePermission):
         roles = roles_for(request.user, request.auth)
         rule: Callable[[Roles], bool] = view.read_rule if request.method in SAFE_METHODS else view.write_rule
         return rule(roles)
+
+
+class IsGatewayNode(BasePermission):
+    """Only a gateway node's token (``GatewayNodeAuthentication``)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.auth, GatewayNode)

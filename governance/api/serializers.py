@@ -23,6 +23,8 @@ from governance.models import (
     BudgetPeriod,
     BudgetPeriodKind,
     BudgetScope,
+    ConfigPushAttempt,
+    ConfigRevision,
     Customer,
     GatewayNode,
     GatewayNodeKind,
@@ -383,6 +385,7 @@ class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):
 class GatewayNodeSerializer(serializers.ModelSerializer[GatewayNode]):
     status = serializers.SerializerMethodField(help_text="never_seen, online (sent within 5 minutes) or silent")
     admin_token_set = serializers.SerializerMethodField()
+    mode = serializers.SerializerMethodField(help_text="push (Bursar sends config to base_url) or pull")
 
     class Meta:
         model = GatewayNode
@@ -394,10 +397,15 @@ class GatewayNodeSerializer(serializers.ModelSerializer[GatewayNode]):
             "ingest_token_prefix",
             "admin_token_set",
             "status",
+            "mode",
             "applied_version",
             "last_push_at",
             "last_seen_at",
             "last_error",
+            "push_failures",
+            "next_push_at",
+            "last_checked_at",
+            "drift",
             "created_at",
         ]
 
@@ -408,6 +416,33 @@ class GatewayNodeSerializer(serializers.ModelSerializer[GatewayNode]):
 
     def get_admin_token_set(self, node: GatewayNode) -> bool:
         return bool(node.admin_token_encrypted)
+
+    def get_mode(self, node: GatewayNode) -> str:
+        return "push" if node.base_url else "pull"
+
+
+class ConfigRevisionSerializer(serializers.ModelSerializer[ConfigRevision]):
+    document = serializers.SerializerMethodField(help_text="what gateways receive: version, issued_at, virtual_keys")
+
+    class Meta:
+        model = ConfigRevision
+        fields = ["version", "sha256", "created_at", "reason", "urgent", "document"]
+
+    def get_document(self, revision: ConfigRevision) -> dict[str, Any]:
+        from governance.services.config import revision_document
+
+        return revision_document(revision)
+
+
+class ConfigPushQueuedSerializer(serializers.Serializer[Any]):
+    version = serializers.IntegerField()
+    nodes = serializers.IntegerField(help_text="push-mode nodes the revision is being sent to")
+
+
+class ConfigPushAttemptSerializer(serializers.ModelSerializer[ConfigPushAttempt]):
+    class Meta:
+        model = ConfigPushAttempt
+        fields = ["id", "version", "action", "at", "succeeded", "status_code", "error", "detail", "duration_ms"]
 
 
 class GatewayNodeWriteSerializer(serializers.Serializer[GatewayNode]):

@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from governance.api import views
@@ -16,4 +17,9 @@ router.register("gateway-nodes", views.GatewayNodeViewSet, basename="gateway-nod
 router.register("api-tokens", views.ApiTokenViewSet, basename="api-token")
 router.register("audit", views.AuditViewSet, basename="audit")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("config/latest/", views.ConfigLatestView.as_view(), name="config-latest"),
+    path("config/push/", views.ConfigPushView.as_view(), name="config-push"),
+    path("gateway-config", views.GatewayConfigView.as_view(), name="gateway-config"),
+]

@@ -7,19 +7,23 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 
 from bursar.errors import InvalidInput
 from governance import permissions, selectors
 from governance.actors import Actor, actor_from_request
 from governance.api import serializers as s
-from governance.api.permissions import RoleRule
+from governance.api.authentication import GatewayNodeAuthentication
+from governance.api.permissions import IsGatewayNode, RoleRule
 from governance.models import (
     Alert,
     AlertChannel,
@@ -32,7 +36,7 @@ from governance.models import (
     VirtualKey,
     VirtualKeyStatus,
 )
-from governance.services import alerts, api_tokens, budgets, nodes, organization, virtual_keys
+from governance.services import alerts, api_tokens, budgets, config, nodes, organization, virtual_keys
 
 
 class ServiceViewSet(viewsets.GenericViewSet[Any]):
@@ -399,3 +403,75 @@ class GatewayNodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servi
     def destroy(self, request: Request, pk: str) -> Response:
         nodes.delete_gateway_node(actor=self.actor(), node=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={200: s.GatewayNodeSerializer})
+    @action(detail=True, methods=["post"], url_path="rotate-token")
+    def rotate_token(self, request: Request, pk: str) -> Response:
+        """A new ingest token, shown once; the old one stops working at once."""
+        rotated = nodes.rotate_node_token(actor=self.actor(), node=self.get_object())
+        data = dict(s.GatewayNodeSerializer(rotated.node).data)
+        data["ingest_token"] = rotated.ingest_token
+        return Response(data)
+
+    @extend_schema(responses=s.ConfigPushAttemptSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="push-attempts")
+    def push_attempts(self, request: Request, pk: str) -> Response:
+        """Every delivery to this node (apply, drift repair), newest first."""
+        page = self.paginate_queryset(selectors.list_push_attempts(self.get_object()))
+        assert page is not None
+        return self.get_paginated_response(s.ConfigPushAttemptSerializer(page, many=True).data)
+
+
+class ConfigLatestView(APIView):
+    """The newest config revision: what every gateway node should enforce (admins only:
+    the document holds the keys' secret hashes)."""
+
+    permission_classes = [RoleRule]
+    read_rule = staticmethod(permissions.can_manage_governance)
+    write_rule = staticmethod(permissions.can_manage_governance)
+
+    @extend_schema(responses=s.ConfigRevisionSerializer)
+    def get(self, request: Request) -> Response:
+        revision = config.latest_revision()
+        assert revision is not None
+        return Response(s.ConfigRevisionSerializer(revision).data)
+
+
+class ConfigPushView(APIView):
+    """Render the desired state now and push the latest revision to every node."""
+
+    permission_classes = [RoleRule]
+    read_rule = staticmethod(permissions.can_manage_governance)
+    write_rule = staticmethod(permissions.can_manage_governance)
+
+    @extend_schema(request=None, responses={202: s.ConfigPushQueuedSerializer})
+    def post(self, request: Request) -> Response:
+        revision = config.revise_config(reason=f"manual push by {actor_from_request(request, via='api').label}")
+        latest = revision or config.latest_revision()
+        assert latest is not None
+        config.schedule_push(force=True)
+        nodes_count = selectors.list_gateway_nodes().exclude(base_url="").count()
+        return Response({"version": latest.version, "nodes": nodes_count}, status=status.HTTP_202_ACCEPTED)
+
+
+class GatewayConfigView(APIView):
+    """Pull mode: a gateway node fetches the latest config with its ``bsn_`` token.
+    ``If-None-Match: "<sha256>"`` answers 304 when it already has it."""
+
+    authentication_classes = [GatewayNodeAuthentication]
+    permission_classes = [IsGatewayNode]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 304: None})
+    def get(self, request: Request) -> HttpResponse:
+        assert isinstance(request.auth, GatewayNode)
+        revision = config.latest_revision()
+        assert revision is not None
+        etag = f'"{revision.sha256}"'
+        now = timezone.now()
+        headers = {"ETag": etag, "X-Bursar-Version": str(revision.version), "Cache-Control": "no-cache"}
+        wanted = [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]
+        config.mark_pulled(node=request.auth, version=revision.version, now=now)
+        if etag in wanted or f"W/{etag}" in wanted:
+            return HttpResponse(status=304, headers=headers)
+        body = config.revision_for_delivery(revision).body
+        return HttpResponse(body, content_type="application/json", headers=headers)

@@ -10,6 +10,7 @@ from governance.models.alerts import (
 )
 from governance.models.audit import AuditEntry
 from governance.models.budgets import Budget, BudgetPeriod, BudgetPeriodKind, BudgetScope
+from governance.models.config import ConfigPushAttempt, ConfigRenderMark, ConfigRevision
 from governance.models.nodes import GatewayNode, GatewayNodeKind
 from governance.models.organization import Customer, Team
 from governance.models.virtual_keys import VirtualKey, VirtualKeyStatus
@@ -27,6 +28,9 @@ __all__ = [
     "BudgetPeriod",
     "BudgetPeriodKind",
     "BudgetScope",
+    "ConfigPushAttempt",
+    "ConfigRenderMark",
+    "ConfigRevision",
     "Customer",
     "DeliveryState",
     "GatewayNode",

@@ -28,6 +28,10 @@ class VirtualKey(models.Model):
     # After a rotation the previous secret keeps working until this instant.
     previous_secret_sha256 = models.CharField(max_length=64, blank=True, default="", db_index=True)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    # Gateways whose API needs the key itself to provision it (LiteLLM's /key/generate)
+    # get it from this encrypted copy; it is never shown, logged or audited.
+    secret_encrypted = models.TextField(blank=True, default="")
+    previous_secret_encrypted = models.TextField(blank=True, default="")
     allowed_models = models.JSONField(default=list, blank=True)
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)

@@ -22,7 +22,7 @@ from governance.periods import period_bounds
 from governance.services._changes import lock_for_update, save_changes
 from governance.services._scopes import scope_kwargs
 from governance.services.audit import record_audit, snapshot
-from governance.services.enforcement import reevaluate_budget, unblock_keys
+from governance.services.enforcement import notify_desired_state_changed, reevaluate_budget, unblock_keys
 from governance.signals import budget_opened
 
 BUDGET_FIELDS = (
@@ -117,6 +117,7 @@ def create_budget(
     )
     _open_current_period(budget, now=now)
     reevaluate_budget(budget, now=now)
+    notify_desired_state_changed(reason=f"budget {budget.pk} created")
     return budget
 
 
@@ -175,6 +176,7 @@ def update_budget(*, actor: Actor, budget: Budget, changes: dict[str, Any], now:
     save_changes(actor=actor, action="budget.update", instance=budget, changes=changes, audited_fields=BUDGET_FIELDS)
     if snapshot(budget, BUDGET_FIELDS) != before:
         reevaluate_budget(budget, now=now)
+        notify_desired_state_changed(reason=f"budget {budget.pk} changed")
     return budget
 
 
@@ -198,6 +200,7 @@ def grant_override(
     changes = {"override_amount": extra_amount, "override_expires_at": expires_at, "override_reason": reason.strip()}
     save_changes(actor=actor, action="budget.override", instance=budget, changes=changes, audited_fields=BUDGET_FIELDS)
     reevaluate_budget(budget, now=now)
+    notify_desired_state_changed(reason=f"budget {budget.pk} override granted")
     return budget
 
 
@@ -210,6 +213,7 @@ def clear_override(*, actor: Actor, budget: Budget, now: datetime) -> Budget:
         actor=actor, action="budget.clear_override", instance=budget, changes=changes, audited_fields=BUDGET_FIELDS
     )
     reevaluate_budget(budget, now=now)
+    notify_desired_state_changed(reason=f"budget {budget.pk} override ended")
     return budget
 
 
@@ -221,6 +225,7 @@ def delete_budget(*, actor: Actor, budget: Budget, now: datetime) -> None:
     Side effects: deletes the Budget row, its periods, alerts and key links; AuditEntries.
     """
     unblock_keys(budget, now=now, reason="budget deleted")
+    notify_desired_state_changed(reason=f"budget {budget.pk} deleted")
     record_audit(
         actor=actor, action="budget.delete", instance=budget, before=snapshot(budget, BUDGET_FIELDS), after=None
     )

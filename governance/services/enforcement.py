@@ -32,6 +32,7 @@ from governance.models import AlertKind, Budget, BudgetPeriod, BudgetScope, Virt
 from governance.periods import period_bounds
 from governance.services.alerts import AlertDraft, armed_alert_exists, fire_alert, rearm_alerts
 from governance.services.audit import record_audit
+from governance.services.config import request_render, requests_so_far
 from governance.signals import desired_state_changed
 
 logger = logging.getLogger("bursar.budgets")
@@ -39,9 +40,15 @@ SYSTEM = Actor.system("budgets")
 
 
 def notify_desired_state_changed(*, reason: str, urgent: bool = False) -> None:
-    transaction.on_commit(
-        lambda: desired_state_changed.send(sender=VirtualKey, reason=reason, urgent=urgent), robust=True
-    )
+    """The single hook for "what gateways should enforce may have changed": counts a
+    render request in this transaction and sends ``desired_state_changed`` after commit.
+    """
+    request_render()
+
+    def send() -> None:
+        desired_state_changed.send(sender=VirtualKey, reason=reason, urgent=urgent, covering=requests_so_far())
+
+    transaction.on_commit(send, robust=True)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from governance.models import GatewayNode
 from governance.secrets import generate_secret
 from governance.services._changes import lock_for_update, save_changes
 from governance.services.audit import record_audit, snapshot
+from governance.services.config import schedule_push
 
 NODE_FIELDS = ("name", "kind", "base_url", "ingest_token_prefix")
 # last_seen_at is written at most this often per node, not on every batch.
@@ -43,6 +44,7 @@ def register_gateway_node(
         admin_token_encrypted=encrypt(admin_token),
         ingest_token_prefix=token.prefix,
         ingest_token_sha256=token.sha256,
+        ingest_token_encrypted=encrypt(token.value),
     )
     node.full_clean(validate_unique=False)
     try:
@@ -52,6 +54,35 @@ def register_gateway_node(
         raise Conflict(f"a gateway node named {name!r} already exists", field="name") from None
     after = snapshot(node, NODE_FIELDS) | {"admin_token_set": bool(admin_token)}
     record_audit(actor=actor, action="gateway_node.register", instance=node, before=None, after=after)
+    if node.base_url:
+        schedule_push(node_ids=[node.pk])  # a new node gets the latest config at once
+    return RegisteredNode(node=node, ingest_token=token.value)
+
+
+@transaction.atomic
+def rotate_node_token(*, actor: Actor, node: GatewayNode) -> RegisteredNode:
+    """Give a node a new ingest token (the old one stops working at once); returned once.
+
+    Side effects: updates the GatewayNode row; one AuditEntry (never a token).
+    """
+    lock_for_update(node)
+    before = snapshot(node, NODE_FIELDS)
+    token = generate_secret("bsn_")
+    node.ingest_token_prefix = token.prefix
+    node.ingest_token_sha256 = token.sha256
+    node.ingest_token_encrypted = encrypt(token.value)
+    try:
+        with transaction.atomic():
+            node.save(
+                update_fields=["ingest_token_prefix", "ingest_token_sha256", "ingest_token_encrypted", "updated_at"]
+            )
+    except IntegrityError:  # a 256-bit collision: practically impossible, still not a 500
+        raise Conflict("could not generate a unique token; try again") from None
+    record_audit(
+        actor=actor, action="gateway_node.rotate_token", instance=node, before=before, after=snapshot(node, NODE_FIELDS)
+    )
+    if node.base_url:
+        schedule_push(node_ids=[node.pk], force=True)  # generic pushes are signed with the token
     return RegisteredNode(node=node, ingest_token=token.value)
 
 
@@ -77,6 +108,12 @@ def update_gateway_node(*, actor: Actor, node: GatewayNode, changes: dict[str, A
             )
     except IntegrityError:
         raise Conflict("a gateway node with this name already exists", field="name") from None
+    if node.base_url and {"kind", "base_url", "admin_token_encrypted"} & set(changes):
+        # Another gateway, address or credential: start over with it.
+        GatewayNode.objects.filter(pk=node.pk).update(
+            applied_version=None, push_failures=0, next_push_at=None, state={}
+        )
+        schedule_push(node_ids=[node.pk], force=True)
     return node
 
 

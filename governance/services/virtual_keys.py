@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 
 from bursar.errors import Conflict, InvalidInput
 from governance.actors import Actor
+from governance.crypto import encrypt
 from governance.models import Customer, Team, VirtualKey, VirtualKeyStatus
 from governance.secrets import generate_secret
 from governance.services._changes import lock_for_update, save_changes
@@ -103,6 +104,7 @@ def issue_virtual_key(
         customer=_resolve_owner(team, customer),
         secret_prefix=secret.prefix,
         secret_sha256=secret.sha256,
+        secret_encrypted=encrypt(secret.value),
         allowed_models=normalise_allowed_models(allowed_models or []),
         requests_per_minute=requests_per_minute,
         tokens_per_minute=tokens_per_minute,
@@ -159,11 +161,14 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
     secret = generate_secret("vk_")
     if grace > timedelta(0):
         key.previous_secret_sha256 = key.secret_sha256
+        key.previous_secret_encrypted = key.secret_encrypted
         key.previous_secret_expires_at = now + grace
     else:
         key.previous_secret_sha256 = ""
+        key.previous_secret_encrypted = ""
         key.previous_secret_expires_at = None
     key.secret_sha256 = secret.sha256
+    key.secret_encrypted = encrypt(secret.value)
     key.secret_prefix = secret.prefix
     key.rotated_at = now
     try:
@@ -171,8 +176,10 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
             key.save(
                 update_fields=[
                     "previous_secret_sha256",
+                    "previous_secret_encrypted",
                     "previous_secret_expires_at",
                     "secret_sha256",
+                    "secret_encrypted",
                     "secret_prefix",
                     "rotated_at",
                     "updated_at",
@@ -200,8 +207,17 @@ def revoke_virtual_key(*, actor: Actor, key: VirtualKey, now: datetime) -> Virtu
     key.revoked_at = now
     key.previous_secret_sha256 = ""
     key.previous_secret_expires_at = None
+    key.secret_encrypted = key.previous_secret_encrypted = ""  # a revoked key is never provisioned again
     key.save(
-        update_fields=["status", "revoked_at", "previous_secret_sha256", "previous_secret_expires_at", "updated_at"]
+        update_fields=[
+            "status",
+            "revoked_at",
+            "previous_secret_sha256",
+            "previous_secret_expires_at",
+            "secret_encrypted",
+            "previous_secret_encrypted",
+            "updated_at",
+        ]
     )
     record_audit(actor=actor, action="virtual_key.revoke", instance=key, before=before, after=snapshot(key, KEY_FIELDS))
     notify_desired_state_changed(reason=f"key {key.public_id} revoked")

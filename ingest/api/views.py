@@ -12,12 +12,12 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, ParseError, UnsupportedMediaType
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.api.authentication import GatewayNodeAuthentication
+from governance.api.permissions import IsGatewayNode
 from governance.models import GatewayNode
 from ingest.formats import ParsedBody, UnreadableBody
 from ingest.formats.litellm import parse_litellm
@@ -37,11 +37,6 @@ class Overloaded(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_code = "overloaded"
     wait = 5  # DRF's exception handler turns this into Retry-After
-
-
-class IsGatewayNode(BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.auth, GatewayNode)
 
 
 class AcceptanceSerializer(serializers.Serializer[Any]):

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from governance.models import AlertDelivery, AuditEntry, Customer, RoleGrant
 from governance.services.alerts import attempt_delivery, create_alert_channel
+from governance.services.config import push_config
 from governance.services.nodes import register_gateway_node
 from governance.services.spend import SpendCharge, charge_spend
 from tests.factories import ACTOR, make_budget, make_customer, make_key, make_team, make_token, make_user
@@ -26,14 +27,18 @@ def test_every_governance_model_is_in_the_admin_and_no_secret_is_shown(admin_cli
     customer = make_customer()
     key = make_key(team=make_team(customer=customer))
     token = make_token("admin")
-    node = register_gateway_node(actor=ACTOR, name="gw-1", admin_token="bifrost-admin-secret")
+    node = register_gateway_node(
+        actor=ACTOR, name="gw-1", admin_token="bifrost-admin-secret", base_url="http://127.0.0.1:9"
+    )
     hook = create_alert_channel(actor=ACTOR, kind="webhook", target="http://127.0.0.1:9/hook", secret="s" * 20)
     slack = create_alert_channel(actor=ACTOR, kind="slack", target="https://hooks.slack.com/services/T1/B2/slacksecret")
     make_budget(scope_type="customer", scope_id=customer.pk, amount=Decimal("1"))
     charge_spend(charges=[SpendCharge(timezone.now(), Decimal("1.5"), customer.pk, None, None)])
+    push_config()  # port 9: refused, and recorded
     attempt_delivery(delivery_id=AlertDelivery.objects.order_by("pk")[0].pk, now=timezone.now())  # port 9: refused
     secrets = (key.secret, key.key.secret_sha256, token.secret, token.token.token_sha256, node.ingest_token,
                node.node.ingest_token_sha256, "bifrost-admin-secret", node.node.admin_token_encrypted,
+               node.node.ingest_token_encrypted, key.key.secret_encrypted,
                "s" * 20, hook.channel.secret_encrypted, "slacksecret", slack.channel.secret_encrypted)  # fmt: skip
 
     for model in apps.get_app_config("governance").get_models():

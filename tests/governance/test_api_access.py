@@ -174,6 +174,12 @@ CASES = [
         200,
         lambda w: {"base_url": "http://127.0.0.1:9998"},
     ),
+    Case("config latest", "get", lambda w: "/api/v1/config/latest/", ADMIN_ONLY, 200),
+    Case("config push", "post", lambda w: "/api/v1/config/push/", ADMIN_ONLY, 202),
+    Case(
+        "node push attempts", "get", lambda w: f"/api/v1/gateway-nodes/{w['node'].pk}/push-attempts/", KEY_READERS, 200
+    ),
+    Case("rotate node token", "post", lambda w: f"/api/v1/gateway-nodes/{w['node'].pk}/rotate-token/", ADMIN_ONLY, 200),
     Case("delete node", "delete", lambda w: f"/api/v1/gateway-nodes/{w['node'].pk}/", ADMIN_ONLY, 204),
     Case("usage", "get", lambda w: "/api/v1/usage/", ORG_READERS, 200),
     Case("list prices", "get", lambda w: "/api/v1/prices/", ORG_READERS, 200),
