@@ -63,7 +63,13 @@ class VirtualKeyAdmin(ReadOnlyAdmin):
     list_display = ["name", "public_id", "secret_prefix", "status", "team", "customer", "expires_at"]
     list_filter = ["status"]
     search_fields = ["name", "public_id", "secret_prefix"]
-    exclude = ["secret_sha256", "previous_secret_sha256", "secret_encrypted", "previous_secret_encrypted"]
+    exclude = [
+        "secret_sha256",
+        "previous_secret_sha256",
+        "secret_encrypted",
+        "previous_secret_encrypted",
+        "litellm_sha256",
+    ]
     list_select_related = ["team", "customer"]
 
 

@@ -176,7 +176,8 @@ def resolve_attribution(*, key_refs: set[str], customer_refs: set[str], team_ref
     """Resolve gateway names in three queries.
 
     A key is named by its public id, the displayed prefix of its secret, the SHA-256 of
-    its secret (LiteLLM's ``user_api_key_hash``) or its name when that name is unique.
+    its secret, the SHA-256 of ``sk-`` + its secret (LiteLLM's ``user_api_key_hash`` for
+    the keys Bursar provisions there) or its name when that name is unique.
     """
     keys: dict[str, KeyOwnership] = {}
     if key_refs:
@@ -184,12 +185,15 @@ def resolve_attribution(*, key_refs: set[str], customer_refs: set[str], team_ref
             Q(public_id__in=key_refs)
             | Q(secret_prefix__in=key_refs)
             | Q(secret_sha256__in=key_refs)
+            | Q(litellm_sha256__in=key_refs)
             | Q(name__in=key_refs)
-        ).values_list("pk", "public_id", "secret_prefix", "secret_sha256", "name", "team_id", "customer_id")
+        ).values_list(
+            "pk", "public_id", "secret_prefix", "secret_sha256", "litellm_sha256", "name", "team_id", "customer_id"
+        )
         by_name: dict[str, list[KeyOwnership]] = {}
-        for pk, public_id, prefix, digest, name, team_id, customer_id in rows:
+        for pk, public_id, prefix, digest, litellm_digest, name, team_id, customer_id in rows:
             owner = KeyOwnership(pk, team_id, customer_id)
-            for ref in (public_id, prefix, digest):
+            for ref in (public_id, prefix, digest, litellm_digest):
                 if ref in key_refs:
                     keys[ref] = owner
             by_name.setdefault(name, []).append(owner)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,42 @@ class Adapter(ABC):
 
     @abstractmethod
     def observe(self, revision: Revision) -> Observation: ...
+
+
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
+
+
+def http() -> httpx.Client:
+    """One HTTP client per process, shared by every push thread (httpx clients are
+    thread-safe). Building a client loads the CA bundle, which costs milliseconds of
+    CPU: a client per request made a ten-node push ten times slower. Requests pass
+    their own timeout and headers."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = httpx.Client(
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                headers={"User-Agent": "Bursar-Config/1"},
+                follow_redirects=False,
+            )
+        return _client
+
+
+class Session:
+    """The shared client bound to one gateway: base URL, auth headers, timeout."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], timeout: httpx.Timeout) -> None:
+        self.base_url, self.headers, self.timeout = base_url, headers, timeout
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return http().request(method, self.base_url + path, headers=self.headers, timeout=self.timeout, **kwargs)
 
 
 def describe(exc: Exception) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from governance.gateways.base import Adapter, ApplyResult, GatewayError, Observation, Revision, describe
+from governance.gateways.base import Adapter, ApplyResult, GatewayError, Observation, Revision, Session, describe
 
 API = "/api/governance"
 
@@ -106,11 +106,11 @@ def _comparable(vk: dict[str, Any]) -> dict[str, Any]:
 
 
 class BifrostAdapter(Adapter):
-    def _client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, headers=auth_headers(self.admin_token()), timeout=self.timeout)
+    def _client(self) -> Session:
+        return Session(self.base_url, auth_headers(self.admin_token()), self.timeout)
 
     @staticmethod
-    def _call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _call(client: Session, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = client.request(method, API + path, json=body)
         try:
             payload = response.json()
@@ -128,7 +128,7 @@ class BifrostAdapter(Adapter):
             raise GatewayError(f"{method} {path}: the answer is not a JSON object", response.status_code)
         return payload
 
-    def _list(self, client: httpx.Client, what: str) -> list[dict[str, Any]]:
+    def _list(self, client: Session, what: str) -> list[dict[str, Any]]:
         items = self._call(client, "GET", f"/{what}").get(what.replace("-", "_"))
         if isinstance(items, dict):  # from_memory answers keyed by id
             items = list(items.values())
@@ -137,7 +137,7 @@ class BifrostAdapter(Adapter):
         return [item for item in items if isinstance(item, dict)]
 
     def _ensure(
-        self, client: httpx.Client, what: str, names: dict[str, dict[str, Any]], created: dict[str, str]
+        self, client: Session, what: str, names: dict[str, dict[str, Any]], created: dict[str, str]
     ) -> dict[str, str]:
         """Ids of the teams or customers named in ``names`` (created when missing)."""
         existing = {item["name"]: str(item["id"]) for item in self._list(client, what) if "name" in item}

@@ -14,7 +14,7 @@ import httpx
 
 from governance.crypto import decrypt
 from governance.desired_state import canonical_json, content_sha256
-from governance.gateways.base import Adapter, ApplyResult, Observation, Revision, describe
+from governance.gateways.base import Adapter, ApplyResult, Observation, Revision, describe, http
 
 
 def signature(body: bytes, ingest_token: str) -> str:
@@ -35,10 +35,9 @@ class GenericAdapter(Adapter):
             "Content-Type": "application/json",
             "X-Bursar-Version": str(revision.version),
             "X-Bursar-Signature": signature(revision.body, token),
-            "User-Agent": "Bursar-Config/1",
         }
         try:
-            response = httpx.put(self._url(), content=revision.body, headers=headers, timeout=self.timeout)
+            response = http().put(self._url(), content=revision.body, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
             return ApplyResult(ok=False, error=describe(exc))
         if 200 <= response.status_code < 300:
@@ -49,7 +48,7 @@ class GenericAdapter(Adapter):
 
     def observe(self, revision: Revision) -> Observation:
         try:
-            response = httpx.get(self._url(), timeout=self.timeout, headers={"User-Agent": "Bursar-Config/1"})
+            response = http().get(self._url(), timeout=self.timeout)
         except httpx.HTTPError as exc:
             return Observation(in_sync=False, detail=describe(exc))
         if response.status_code in (405, 501):

@@ -25,7 +25,7 @@ import httpx
 
 from governance.crypto import decrypt
 from governance.desired_state import canonical_json, content_sha256
-from governance.gateways.base import Adapter, ApplyResult, GatewayError, Observation, Revision, describe
+from governance.gateways.base import Adapter, ApplyResult, GatewayError, Observation, Revision, Session, describe
 from governance.models import VirtualKey
 
 PREVIOUS = "~previous"
@@ -53,15 +53,11 @@ def key_fields(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 class LiteLLMAdapter(Adapter):
-    def _client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {self.admin_token()}"},
-            timeout=self.timeout,
-        )
+    def _client(self) -> Session:
+        return Session(self.base_url, {"Authorization": f"Bearer {self.admin_token()}"}, self.timeout)
 
     @staticmethod
-    def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(client: Session, method: str, path: str, **kwargs: Any) -> Any:
         response = client.request(method, path, **kwargs)
         try:
             payload = response.json()
@@ -139,7 +135,7 @@ class LiteLLMAdapter(Adapter):
             return ApplyResult(ok=False, error="; ".join(errors)[:2000], state=state, changes=changes)
         return ApplyResult(ok=True, state=state, changes=changes)
 
-    def _ensure_owners(self, client: httpx.Client, entries: list[dict[str, Any]], state: dict[str, Any]) -> int:
+    def _ensure_owners(self, client: Session, entries: list[dict[str, Any]], state: dict[str, Any]) -> int:
         created = 0
         for slug in sorted({e["team"] for e in entries if e.get("team")} - set(state["teams"])):
             try:
@@ -159,7 +155,7 @@ class LiteLLMAdapter(Adapter):
             state["customers"] = sorted({*state["customers"], external_id})
         return created
 
-    def _apply_key(self, client: httpx.Client, alias: str, want: dict[str, Any], state: dict[str, Any]) -> int:
+    def _apply_key(self, client: Session, alias: str, want: dict[str, Any], state: dict[str, Any]) -> int:
         token = litellm_hash(want["key"])
         fingerprint = content_sha256(canonical_json(want["fields"]))
         held = state["keys"].get(alias)
@@ -189,7 +185,7 @@ class LiteLLMAdapter(Adapter):
         state["keys"][alias] = {"hash": token, "fingerprint": fingerprint, "blocked": want["blocked"]}
         return calls
 
-    def _delete(self, client: httpx.Client, token: str) -> None:
+    def _delete(self, client: Session, token: str) -> None:
         try:
             self._call(client, "POST", "/key/delete", json={"keys": [token]})
         except GatewayError as exc:

@@ -31,6 +31,9 @@ class VirtualKey(models.Model):
     # Gateways whose API needs the key itself to provision it (LiteLLM's /key/generate)
     # get it from this encrypted copy; it is never shown, logged or audited.
     secret_encrypted = models.TextField(blank=True, default="")
+    # SHA-256 of the key as a LiteLLM fleet holds it ("sk-" + secret): LiteLLM's callbacks
+    # name the key by it (user_api_key_hash), so ingest attributes those events.
+    litellm_sha256 = models.CharField(max_length=64, blank=True, default="", db_index=True)
     previous_secret_encrypted = models.TextField(blank=True, default="")
     allowed_models = models.JSONField(default=list, blank=True)
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)

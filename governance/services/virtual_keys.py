@@ -14,7 +14,7 @@ from bursar.errors import Conflict, InvalidInput
 from governance.actors import Actor
 from governance.crypto import encrypt
 from governance.models import Customer, Team, VirtualKey, VirtualKeyStatus
-from governance.secrets import generate_secret
+from governance.secrets import generate_secret, sha256_hex
 from governance.services._changes import lock_for_update, save_changes
 from governance.services.audit import record_audit, snapshot
 from governance.services.enforcement import notify_desired_state_changed, refresh_key_blocks
@@ -105,6 +105,7 @@ def issue_virtual_key(
         secret_prefix=secret.prefix,
         secret_sha256=secret.sha256,
         secret_encrypted=encrypt(secret.value),
+        litellm_sha256=sha256_hex(f"sk-{secret.value}"),
         allowed_models=normalise_allowed_models(allowed_models or []),
         requests_per_minute=requests_per_minute,
         tokens_per_minute=tokens_per_minute,
@@ -169,6 +170,7 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
         key.previous_secret_expires_at = None
     key.secret_sha256 = secret.sha256
     key.secret_encrypted = encrypt(secret.value)
+    key.litellm_sha256 = sha256_hex(f"sk-{secret.value}")
     key.secret_prefix = secret.prefix
     key.rotated_at = now
     try:
@@ -180,6 +182,7 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
                     "previous_secret_expires_at",
                     "secret_sha256",
                     "secret_encrypted",
+                    "litellm_sha256",
                     "secret_prefix",
                     "rotated_at",
                     "updated_at",

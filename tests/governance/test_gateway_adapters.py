@@ -279,3 +279,31 @@ def test_litellm_a_key_issued_before_provisioning_is_reported_not_a_crash(litell
     report = push_config()
 
     assert "rotate it" in report.failed[node.pk]
+
+
+def test_litellm_callbacks_for_a_provisioned_key_are_attributed_to_it(gateway):
+    import json
+    import time
+
+    from billing.models import UsageEvent
+    from ingest.models import IngestBatch
+    from ingest.services import process_batch
+
+    issued = make_key(customer=make_customer(external_id="via_litellm"))
+    litellm_hash = hashlib.sha256(f"sk-{issued.secret}".encode()).hexdigest()
+    payload = {
+        "litellm_call_id": "call-provisioned",
+        "status": "success",
+        "model": "openai/gpt-4o-mini",
+        "startTime": time.time() - 5,
+        "endTime": time.time() - 4,
+        "prompt_tokens": 100,
+        "completion_tokens": 10,
+        "metadata": {"user_api_key_hash": litellm_hash, "user_api_key_alias": issued.key.public_id},
+    }
+    response = gateway.generic("POST", "/api/v1/ingest/litellm", json.dumps([payload]), content_type="application/json")
+    assert response.status_code == 202, response.content
+    for batch_id in IngestBatch.objects.values_list("id", flat=True):
+        process_batch(batch_id=batch_id)
+
+    assert UsageEvent.objects.get().virtual_key_id == issued.key.pk

@@ -55,3 +55,42 @@ def test_a_crossing_event_blocks_the_key_and_the_worker_delivers_the_signed_aler
     while time.monotonic() < deadline and not AlertDelivery.objects.filter(state="delivered").exists():
         time.sleep(0.1)
     assert AlertDelivery.objects.get().attempts == 1
+
+
+def test_a_crossing_event_reaches_every_gateway_node_through_the_worker(celery_worker_queue, server_url):
+    from tests.fakes.generic import GenericGateway
+
+    fakes = [GenericGateway() for _ in range(3)]
+    try:
+        for n, fake in enumerate(fakes):
+            fake.ingest_token = register_gateway_node(
+                actor=Actor.system("tests"), name=f"gw-push-{n}", base_url=fake.url
+            ).ingest_token
+        node = register_gateway_node(actor=Actor.system("tests"), name="gw-sender")
+        customer = make_customer(external_id="fleet")
+        key = make_key(customer=customer).key
+        make_budget(scope_type="customer", scope_id=customer.pk, amount=Decimal("10"), soft_thresholds=[])
+        event = native_event(
+            request_id="fleet-crossing",
+            customer="fleet",
+            virtual_key=key.public_id,
+            cost="12",
+            timestamp=timezone.now().isoformat(),
+        )
+
+        response = httpx.post(
+            f"{server_url}/api/v1/ingest/events",
+            json=[event],
+            headers={"Authorization": f"Bearer {node.ingest_token}"},
+            timeout=30,
+        )
+        assert response.status_code == 202, response.text
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(fake.blocked(key.public_id) for fake in fakes):
+            time.sleep(0.05)
+        assert all(fake.blocked(key.public_id) for fake in fakes)
+        assert {fake.version for fake in fakes} == {fakes[0].version}
+    finally:
+        for fake in fakes:
+            fake.close()
