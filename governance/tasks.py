@@ -11,12 +11,13 @@ from django.utils import timezone
 from governance.services.alerts import attempt_delivery, due_deliveries
 from governance.services.config import converge_nodes, push_config, retry_delay, revise_config
 from governance.services.enforcement import reconcile_budgets
-from governance.services.virtual_keys import expire_virtual_keys
+from governance.services.virtual_keys import end_grace_windows, expire_virtual_keys
 
 
 @shared_task(name="governance.expire_virtual_keys", acks_late=True)
 def expire_virtual_keys_task() -> dict[str, int]:
-    return {"expired": expire_virtual_keys(now=timezone.now())}
+    now = timezone.now()
+    return {"expired": expire_virtual_keys(now=now), "grace_windows_ended": end_grace_windows(now=now)}
 
 
 @shared_task(name="governance.reconcile_budgets", acks_late=True)

@@ -362,11 +362,10 @@ def check_drift(*, node_id: int, now: datetime) -> bool:
 def mark_pulled(*, node: GatewayNode, version: int, now: datetime) -> None:
     """A pull-mode node fetched (or already held) ``version``.
 
-    Side effects: a conditional UPDATE of the node's applied version and push time.
+    Side effects: the node's ``last_push_at`` (its last fetch) and, when newer, its
+    ``applied_version`` (conditional UPDATEs: a stale fetch never moves it back).
     """
+    GatewayNode.objects.filter(pk=node.pk).update(last_push_at=now, last_error="")
     GatewayNode.objects.filter(pk=node.pk).filter(
         Q(applied_version__isnull=True) | Q(applied_version__lt=version)
-    ).update(applied_version=version, last_push_at=now, last_error="")
-    GatewayNode.objects.filter(pk=node.pk, applied_version=version).exclude(last_push_at__gte=now).update(
-        last_push_at=now
-    )
+    ).update(applied_version=version)

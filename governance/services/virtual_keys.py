@@ -258,6 +258,25 @@ def expire_virtual_keys(*, now: datetime) -> int:
     return expired
 
 
+def end_grace_windows(*, now: datetime) -> int:
+    """Forget previous secrets whose rotation grace window has passed, so the next
+    revision drops them and gateways that hold them as keys (LiteLLM) delete them.
+
+    Side effects: clears the previous-secret fields (conditional UPDATE); a render request.
+    """
+    ended = 0
+    due = VirtualKey.objects.exclude(previous_secret_sha256="").filter(previous_secret_expires_at__lte=now)
+    for pk, public_id in due.values_list("pk", "public_id"):
+        with transaction.atomic():
+            cleared = VirtualKey.objects.filter(pk=pk, previous_secret_expires_at__lte=now).update(
+                previous_secret_sha256="", previous_secret_encrypted="", previous_secret_expires_at=None
+            )
+            if cleared:
+                notify_desired_state_changed(reason=f"key {public_id}: rotation grace window ended")
+                ended += 1
+    return ended
+
+
 def _refuse_if_revoked(key: VirtualKey) -> None:
     if key.status == VirtualKeyStatus.REVOKED:
         raise Conflict("this key is revoked; issue a new one")
