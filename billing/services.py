@@ -332,8 +332,7 @@ def _upsert(model: type[UsageSums], key_columns: Sequence[str], rows: list[list[
     table = model._meta.db_table
     columns = (*key_columns, *ROLLUP_SUMS)
     names = ", ".join(columns)
-    updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_SUMS)
-    conflict = f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {updates}"
+    conflict = _on_conflict(table, key_columns)
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         with connection.connection.cursor() as cursor:
@@ -359,11 +358,50 @@ def upsert_rollups(rows: list[list[Any]]) -> None:
     deltas) to the hourly table and to every coarser tier, in the caller's transaction.
 
     Every writer (ingest, re-price, rebuild) goes through here, so the tiers always agree.
+    On PostgreSQL the hourly rows are staged once and each tier is summed from the stage
+    by the database (``_upsert_tiers_from_stage``); elsewhere tiers are summed in Python.
     Side effects: upserts into UsageRollup and each TIERS table (one statement each).
     """
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        table = UsageRollup._meta.db_table
+        columns = (*ROLLUP_KEY, *ROLLUP_SUMS)
+        connection.ensure_connection()
+        with connection.connection.cursor() as cursor:
+            stage = _staging_table(cursor, table, columns)
+            _copy_rows(cursor, stage, columns, rows)
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(columns)} FROM {stage} "  # noqa: S608
+                f"{_on_conflict(table, ROLLUP_KEY)}"
+            )
+            _upsert_tiers_from_stage(cursor, stage)
+            cursor.execute(f"DELETE FROM {stage}")  # noqa: S608 - a later call in this transaction reuses it
+        return
     _upsert(UsageRollup, ROLLUP_KEY, rows)
     for tier in TIERS:
         _upsert(tier.model, tier.key_columns, _tier_rows(rows, tier))
+
+
+def _on_conflict(table: str, key_columns: Sequence[str]) -> str:
+    updates = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in ROLLUP_SUMS)
+    return f"ON CONFLICT ({', '.join(key_columns)}) DO UPDATE SET {updates}"
+
+
+def _upsert_tiers_from_stage(cursor: Any, stage: str) -> None:
+    """Each tier summed from the staged hourly rows, in key order (concurrent writers
+    lock tier rows in the same order, as with the hourly rows)."""
+    sums = ", ".join(f"sum({name})" for name in ROLLUP_SUMS)
+    for tier in TIERS:
+        table = tier.model._meta.db_table
+        dimensions = [ROLLUP_KEY[position] for position in tier.hourly_positions]
+        bucket = "date_trunc('day', bucket, 'UTC')" if tier.granularity == "day" else "bucket"
+        keys = ", ".join([bucket, *dimensions])
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join((*tier.key_columns, *ROLLUP_SUMS))}) "  # noqa: S608 - fixed names
+            f"SELECT {keys}, {sums} FROM {stage} GROUP BY {keys} ORDER BY {keys} "
+            f"{_on_conflict(table, tier.key_columns)}"
+        )
 
 
 def record_usage(*, events: Sequence[EventInput]) -> RecordResult:
