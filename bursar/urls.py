@@ -43,5 +43,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
-    path("", include("governance.urls")),
+    path("", include("bursar.dashboard_urls")),
 ]

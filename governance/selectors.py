@@ -19,6 +19,7 @@ from governance.models import (
     Budget,
     BudgetPeriod,
     ConfigPushAttempt,
+    ConfigRevision,
     Customer,
     GatewayNode,
     Team,
@@ -75,6 +76,14 @@ def budget_statuses(budgets: Iterable[Budget], *, now: datetime) -> dict[int, bu
         for budget in budgets
         for start, end in [bounds[budget.pk]]
     }
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    """A budget with its current period, as pages list them."""
+
+    budget: Budget
+    status: budget_state.PeriodStatus
 
 
 def list_budget_periods(budget: Budget) -> QuerySet[BudgetPeriod]:
@@ -206,3 +215,7 @@ def resolve_attribution(*, key_refs: set[str], customer_refs: set[str], team_ref
         for slug, pk, customer_id in Team.objects.filter(slug__in=team_refs).values_list("slug", "pk", "customer_id")
     }
     return Attribution(keys=keys, customers=customers, teams=teams)
+
+
+def latest_config_version() -> int | None:
+    return ConfigRevision.objects.order_by("-version").values_list("version", flat=True).first()

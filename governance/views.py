@@ -1,23 +1,522 @@
-"""Pages: the login-protected shell the dashboard issue fills in."""
+"""Management pages: keys, budgets, alerts and channels, gateway nodes, the audit log.
+
+Forms are validated by the same serializers as the API and written by the same services,
+so a page can do nothing the API would refuse, and everything is audited alike."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework.serializers import BaseSerializer
 
+from bursar.errors import DomainError
+from bursar.pages import csv_response, page, wants_csv
 from governance import permissions, selectors
+from governance.actors import actor_from_request
+from governance.api import serializers as s
+from governance.models import (
+    AlertChannel,
+    Budget,
+    BudgetScope,
+    Customer,
+    Team,
+    VirtualKey,
+    VirtualKeyStatus,
+)
+from governance.services import alerts as alert_services
+from governance.services import budgets as budget_services
+from governance.services import config as config_services
+from governance.services import nodes as node_services
+from governance.services import virtual_keys as key_services
+
+PAGE_SIZE = 100
 
 
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    roles = permissions.roles_for(request.user)
-    if not permissions.can_use_dashboard(roles):
-        raise PermissionDenied("Your account has no role yet; ask an admin to grant one.")
-    context = {
-        "summary": selectors.get_governance_summary(now=timezone.now()),
-        "roles": sorted(roles),
+def _errors(serializer: BaseSerializer[Any]) -> dict[str, str]:
+    found: dict[str, Any] = dict(serializer.errors)
+    return {field: " ".join(str(e) for e in errors) for field, errors in found.items()}
+
+
+def _lines(value: str) -> list[str]:
+    return [item.strip() for item in value.replace(",", "\n").splitlines() if item.strip()]
+
+
+def _page_of(items: QuerySet[Any], request: HttpRequest) -> tuple[list[Any], int, bool]:
+    raw = request.GET.get("page", "1")
+    number = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    chunk = list(items[(number - 1) * PAGE_SIZE : number * PAGE_SIZE + 1])
+    return chunk[:PAGE_SIZE], number, len(chunk) > PAGE_SIZE
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+@page(permissions.can_view_virtual_keys)
+def keys(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    listed = selectors.list_virtual_keys().order_by("-created_at", "-id")
+    search, status = request.GET.get("q", "").strip(), request.GET.get("status", "")
+    if search:
+        listed = listed.filter(Q(name__icontains=search) | Q(public_id__icontains=search) | Q(secret_prefix=search))
+    if status in VirtualKeyStatus.values:
+        listed = selectors.filter_virtual_keys_by_status(listed, status=status, now=now)
+    if wants_csv(request):
+        return csv_response(
+            "virtual_keys.csv",
+            [
+                "public_id",
+                "name",
+                "team",
+                "customer",
+                "status",
+                "allowed_models",
+                "requests_per_minute",
+                "tokens_per_minute",
+                "expires_at",
+                "created_at",
+            ],
+            [
+                [
+                    k.public_id,
+                    k.name,
+                    k.team.slug if k.team else "",
+                    k.customer.external_id if k.customer else "",
+                    k.effective_status(now),
+                    " ".join(k.allowed_models),
+                    k.requests_per_minute,
+                    k.tokens_per_minute,
+                    k.expires_at,
+                    k.created_at,
+                ]
+                for k in listed.iterator(chunk_size=2000)
+            ],
+        )
+    rows, number, has_next = _page_of(listed, request)
+    return render(
+        request,
+        "dashboard/keys.html",
+        {
+            "rows": rows,
+            "now": now,
+            "search": search,
+            "status": status,
+            "page": number,
+            "has_next": has_next,
+            "statuses": VirtualKeyStatus.values,
+        },
+    )
+
+
+def _owners() -> dict[str, Any]:
+    return {"teams": Team.objects.select_related("customer").order_by("slug"), "customers": Customer.objects.all()}
+
+
+@page(permissions.can_manage_governance)
+def issue_key(request: HttpRequest) -> HttpResponse:
+    """The form; on success the secret is shown on this response only, never again."""
+    context: dict[str, Any] = {"form": {}, "errors": {}, **_owners()}
+    if request.method == "POST":
+        form = request.POST
+        data: dict[str, Any] = {
+            "name": form.get("name", ""),
+            "team": form.get("team") or None,
+            "customer": form.get("customer") or None,
+            "allowed_models": _lines(form.get("allowed_models", "")),
+            "rate_limit": {
+                "requests_per_minute": form.get("requests_per_minute") or None,
+                "tokens_per_minute": form.get("tokens_per_minute") or None,
+            },
+            "expires_at": form.get("expires_at") or None,
+        }
+        serializer = s.VirtualKeyWriteSerializer(data=data)
+        context["form"] = form
+        if serializer.is_valid():
+            try:
+                issued = key_services.issue_virtual_key(
+                    actor=actor_from_request(request, via="ui"), now=timezone.now(), **serializer.to_service_kwargs()
+                )
+            except DomainError as error:
+                context["errors"] = {error.field or "form": str(error)}
+            else:
+                return render(request, "dashboard/key_secret.html", {"key": issued.key, "secret": issued.secret})
+        else:
+            context["errors"] = _errors(serializer)
+    return render(request, "dashboard/key_form.html", context)
+
+
+@page(permissions.can_manage_governance)
+def rotate_key(request: HttpRequest, pk: int) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    key = get_object_or_404(VirtualKey, pk=pk)
+    raw = request.POST.get("grace_seconds", "3600")
+    grace = timedelta(seconds=int(raw)) if raw.isdigit() else timedelta(hours=1)
+    try:
+        issued = key_services.rotate_virtual_key(
+            actor=actor_from_request(request, via="ui"), key=key, grace=grace, now=timezone.now()
+        )
+    except DomainError as error:
+        messages.error(request, str(error))
+        return redirect("dashboard:key", pk=pk)
+    return render(request, "dashboard/key_secret.html", {"key": issued.key, "secret": issued.secret, "rotated": True})
+
+
+@page(permissions.can_manage_governance)
+def revoke_key(request: HttpRequest, pk: int) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    key = get_object_or_404(VirtualKey, pk=pk)
+    key_services.revoke_virtual_key(actor=actor_from_request(request, via="ui"), key=key, now=timezone.now())
+    messages.success(request, f"Key {key.public_id} is revoked; gateways drop it with the next config revision.")
+    return redirect("dashboard:key", pk=pk)
+
+
+# --- budgets ------------------------------------------------------------------------------
+
+
+@page(permissions.can_view_organization)
+def budgets(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    listed = list(selectors.list_budgets().order_by("scope_type", "id"))
+    statuses = selectors.budget_statuses(listed, now=now)
+    rows = [selectors.BudgetRow(budget, statuses[budget.pk]) for budget in listed]
+    state = request.GET.get("state", "")
+    if state:
+        rows = [row for row in rows if row.status.state == state]
+    if wants_csv(request):
+        return csv_response(
+            "budgets.csv",
+            [
+                "id",
+                "scope_type",
+                "scope",
+                "period",
+                "timezone",
+                "amount",
+                "currency",
+                "limit",
+                "spent",
+                "percent_used",
+                "forecast_period_spend",
+                "state",
+                "period_start",
+                "period_end",
+            ],
+            [
+                [
+                    r.budget.pk,
+                    r.budget.scope_type,
+                    _scope_name(r.budget),
+                    r.budget.period,
+                    r.budget.timezone,
+                    r.budget.amount,
+                    r.budget.currency,
+                    r.status.limit,
+                    r.status.spent,
+                    r.status.percent_used,
+                    r.status.forecast_period_spend,
+                    r.status.state,
+                    r.status.period_start,
+                    r.status.period_end,
+                ]
+                for r in rows
+            ],
+        )
+    return render(request, "dashboard/budgets.html", {"rows": rows, "state": state})
+
+
+def _scope_name(budget: Budget) -> str:
+    if budget.customer is not None:
+        return budget.customer.external_id
+    if budget.team is not None:
+        return budget.team.slug
+    if budget.virtual_key is not None:
+        return budget.virtual_key.public_id
+    return "organization"
+
+
+@page(permissions.can_view_organization)
+def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    budget = get_object_or_404(selectors.list_budgets(), pk=pk)
+    now = timezone.now()
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if not permissions.can_manage_governance(request.roles):  # type: ignore[attr-defined]
+            raise PermissionDenied("Your role does not allow changes here.")
+        errors = _change_budget(request, budget)
+        if not errors:
+            return redirect("dashboard:budget", pk=pk)
+    status = selectors.budget_statuses([budget], now=now)[budget.pk]
+    periods, number, has_next = _page_of(selectors.list_budget_periods(budget), request)
+    return render(
+        request,
+        "dashboard/budget.html",
+        {
+            "budget": budget,
+            "scope_name": _scope_name(budget),
+            "status": status,
+            "periods": periods,
+            "page": number,
+            "has_next": has_next,
+            "errors": errors,
+            "now": now,
+            "alerts": list(selectors.list_alerts().filter(budget=budget)[:20]),
+        },
+    )
+
+
+def _change_budget(request: HttpRequest, budget: Budget) -> dict[str, str]:
+    actor = actor_from_request(request, via="ui")
+    action = request.POST.get("action")
+    try:
+        if action == "update":
+            data = {
+                "amount": request.POST.get("amount", ""),
+                "soft_thresholds": [int(v) for v in _lines(request.POST.get("soft_thresholds", "")) if v.isdigit()],
+                "hard_cap": request.POST.get("hard_cap") == "on",
+            }
+            serializer = s.BudgetWriteSerializer(data=data, partial=True)
+            if not serializer.is_valid():
+                return _errors(serializer)
+            budget_services.update_budget(
+                actor=actor, budget=budget, changes=dict(serializer.validated_data), now=timezone.now()
+            )
+            messages.success(request, "Budget saved and applied to the current period.")
+        elif action == "override":
+            override = s.BudgetOverrideSerializer(data=request.POST)
+            if not override.is_valid():
+                return _errors(override)
+            budget_services.grant_override(actor=actor, budget=budget, now=timezone.now(), **override.validated_data)
+            messages.success(request, "Override granted.")
+        elif action == "clear_override":
+            budget_services.clear_override(actor=actor, budget=budget, now=timezone.now())
+            messages.success(request, "Override ended.")
+    except DomainError as error:
+        return {error.field or "form": str(error)}
+    return {}
+
+
+@page(permissions.can_manage_governance)
+def new_budget(request: HttpRequest) -> HttpResponse:
+    errors: dict[str, str] = {}
+    form: Any = {}
+    if request.method == "POST":
+        form = request.POST
+        data = {
+            "scope_type": form.get("scope_type", ""),
+            "scope_id": form.get(f"scope_{form.get('scope_type')}") or None,
+            "amount": form.get("amount", ""),
+            "currency": form.get("currency") or "USD",
+            "period": form.get("period", "monthly"),
+            "timezone": form.get("timezone") or "UTC",
+            "soft_thresholds": [int(v) for v in _lines(form.get("soft_thresholds", "")) if v.isdigit()],
+            "hard_cap": form.get("hard_cap") == "on",
+        }
+        serializer = s.BudgetWriteSerializer(data=data)
+        if serializer.is_valid():
+            try:
+                budget = budget_services.create_budget(
+                    actor=actor_from_request(request, via="ui"), now=timezone.now(), **serializer.validated_data
+                )
+            except DomainError as error:
+                errors = {error.field or "form": str(error)}
+            else:
+                messages.success(request, f"Budget {budget.pk} created; it counts this period's spend so far.")
+                return redirect("dashboard:budget", pk=budget.pk)
+        else:
+            errors = _errors(serializer)
+    return render(
+        request,
+        "dashboard/budget_form.html",
+        {"form": form, "errors": errors, "keys": VirtualKey.objects.order_by("name")[:500], **_owners()},
+    )
+
+
+# --- alerts and channels ------------------------------------------------------------------
+
+
+@page(permissions.can_view_alerts)
+def alerts(request: HttpRequest) -> HttpResponse:
+    listed = selectors.list_alerts().select_related("budget")
+    kind, budget = request.GET.get("kind", ""), request.GET.get("budget", "")
+    if kind:
+        listed = listed.filter(kind=kind)
+    if budget.isdigit():
+        listed = listed.filter(budget_id=int(budget))
+    if wants_csv(request):
+        return csv_response(
+            "alerts.csv",
+            ["id", "fired_at", "budget", "kind", "threshold", "period_start", "spent", "limit", "message"],
+            [
+                [a.pk, a.fired_at, a.budget_id, a.kind, a.threshold, a.period.start, a.spent, a.limit, a.message]
+                for a in listed[:50_000]
+            ],
+        )
+    rows, number, has_next = _page_of(listed, request)
+    context: dict[str, Any] = {"rows": rows, "kind": kind, "budget": budget, "page": number, "has_next": has_next}
+    if permissions.can_manage_alert_channels(request.roles):  # type: ignore[attr-defined]
+        context |= {"channels": list(AlertChannel.objects.all()), "errors": {}, "form": {}, **_owners()}
+    return render(request, "dashboard/alerts.html", context)
+
+
+@page(permissions.can_manage_alert_channels)
+def channels(request: HttpRequest) -> HttpResponse:
+    """Add (secret shown once), enable, disable or delete a channel."""
+    if request.method != "POST":
+        return redirect("dashboard:alerts")
+    actor = actor_from_request(request, via="ui")
+    action = request.POST.get("action", "create")
+    if action in ("enable", "disable", "delete"):
+        channel = get_object_or_404(AlertChannel, pk=request.POST.get("channel", "0"))
+        if action == "delete":
+            alert_services.delete_alert_channel(actor=actor, channel=channel)
+        else:
+            alert_services.update_alert_channel(actor=actor, channel=channel, changes={"enabled": action == "enable"})
+        return redirect("dashboard:alerts")
+    data = {
+        "kind": request.POST.get("kind", ""),
+        "target": request.POST.get("target", ""),
+        "name": request.POST.get("name", ""),
+        "scope_type": request.POST.get("scope_type") or BudgetScope.ORGANIZATION,
+        "scope_id": request.POST.get(f"scope_{request.POST.get('scope_type')}") or None,
     }
-    return render(request, "dashboard/home.html", context)
+    if request.POST.get("secret"):
+        data["secret"] = request.POST["secret"]
+    serializer = s.AlertChannelWriteSerializer(data=data)
+    errors: dict[str, str] = {}
+    if serializer.is_valid():
+        try:
+            created = alert_services.create_alert_channel(actor=actor, **serializer.validated_data)
+        except DomainError as error:
+            errors = {error.field or "form": str(error)}
+        else:
+            if created.secret:
+                messages.success(request, f"Channel added. Its signing secret, shown this once: {created.secret}")
+            else:
+                messages.success(request, "Channel added.")
+            return redirect("dashboard:alerts")
+    else:
+        errors = _errors(serializer)
+    rows, number, has_next = _page_of(selectors.list_alerts(), request)
+    return render(
+        request,
+        "dashboard/alerts.html",
+        {
+            "rows": rows,
+            "page": number,
+            "has_next": has_next,
+            "channels": list(AlertChannel.objects.all()),
+            "errors": errors,
+            "form": request.POST,
+            **_owners(),
+        },
+        status=400,
+    )
+
+
+# --- gateway nodes ------------------------------------------------------------------------
+
+
+@page(permissions.can_view_gateway_nodes)
+def nodes(request: HttpRequest) -> HttpResponse:
+    context: dict[str, Any] = {
+        "nodes": list(selectors.list_gateway_nodes()),
+        "latest_version": selectors.latest_config_version(),
+        "now": timezone.now(),
+        "errors": {},
+        "form": {},
+    }
+    if request.method == "POST":
+        if not permissions.can_manage_governance(request.roles):  # type: ignore[attr-defined]
+            raise PermissionDenied("Your role does not allow changes here.")
+        actor = actor_from_request(request, via="ui")
+        if request.POST.get("action") == "push":
+            revision = config_services.revise_config(reason=f"push from the dashboard by {actor.label}")
+            config_services.schedule_push(force=True)
+            latest = revision.version if revision else context["latest_version"]
+            messages.success(request, f"Pushing revision {latest} to every push-mode node.")
+            return redirect("dashboard:nodes")
+        serializer = s.GatewayNodeWriteSerializer(data=request.POST)
+        if serializer.is_valid():
+            try:
+                registered = node_services.register_gateway_node(actor=actor, **serializer.validated_data)
+            except DomainError as error:
+                context["errors"] = {error.field or "form": str(error)}
+            else:
+                context["registered"] = registered
+                context["nodes"] = list(selectors.list_gateway_nodes())
+        else:
+            context["errors"] = _errors(serializer)
+            context["form"] = request.POST
+    return render(request, "dashboard/nodes.html", context)
+
+
+# --- audit log ----------------------------------------------------------------------------
+
+
+@page(permissions.can_view_audit)
+def audit(request: HttpRequest) -> HttpResponse:
+    entries = selectors.list_audit_entries().order_by("-id")
+    filters = {name: request.GET.get(name, "").strip() for name in ("action", "object_type", "actor", "since", "until")}
+    if filters["action"]:
+        entries = entries.filter(action__startswith=filters["action"])
+    if filters["object_type"]:
+        entries = entries.filter(object_type=filters["object_type"])
+    if filters["actor"]:
+        entries = entries.filter(actor__icontains=filters["actor"])
+    for name, lookup in (("since", "at__gte"), ("until", "at__lt")):
+        moment = parse_datetime(filters[name]) if filters[name] else None
+        if moment is None and filters[name]:
+            moment = parse_datetime(filters[name] + "T00:00:00+00:00")
+        if moment is not None:
+            entries = entries.filter(**{lookup: moment})
+    if wants_csv(request):
+        return csv_response(
+            "audit.csv",
+            [
+                "id",
+                "at",
+                "actor",
+                "via",
+                "ip",
+                "action",
+                "object_type",
+                "object_id",
+                "object",
+                "before",
+                "after",
+                "entry_hash",
+            ],
+            [
+                [
+                    e.pk,
+                    e.at,
+                    e.actor,
+                    e.via,
+                    e.ip,
+                    e.action,
+                    e.object_type,
+                    e.object_id,
+                    e.object_repr,
+                    e.before,
+                    e.after,
+                    e.entry_hash,
+                ]
+                for e in entries[:100_000]
+            ],
+        )
+    rows, number, has_next = _page_of(entries, request)
+    object_types = sorted(set(selectors.list_audit_entries().values_list("object_type", flat=True).distinct()))
+    return render(
+        request,
+        "dashboard/audit.html",
+        {"rows": rows, "filters": filters, "page": number, "has_next": has_next, "object_types": object_types},
+    )

@@ -328,7 +328,7 @@ class AlertChannelWriteSerializer(serializers.Serializer[AlertChannel]):
     secret = serializers.CharField(
         max_length=200, required=False, default="", write_only=True, help_text="webhook signing secret"
     )
-    name = serializers.CharField(max_length=200, required=False, default="")
+    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     scope_type = serializers.ChoiceField(choices=BudgetScope.choices, default=BudgetScope.ORGANIZATION)
     scope_id = serializers.IntegerField(allow_null=True, default=None, min_value=1)
     enabled = serializers.BooleanField(default=True)

@@ -1,0 +1,427 @@
+"""Spend pages: overview, customers, and the spend of one customer, team or key.
+
+Every figure comes from the rollups through ``billing.selectors`` (never from events,
+except the explicit drill-down to raw events of one scope)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+
+from billing import charts
+from billing.api import PriceSerializer, RepriceRequestSerializer
+from billing.models import ModelPrice, RepriceJob, UsageEvent
+from billing.repricing import add_price, request_reprice
+from billing.selectors import UsageQuery, list_usage
+from bursar.errors import DomainError
+from bursar.pages import DateRange, csv_response, date_range, page, percent_change, wants_csv
+from governance import permissions
+from governance import selectors as governance_selectors
+from governance.actors import actor_from_request
+from governance.models import Alert, Budget, BudgetScope, Customer, Team, VirtualKey
+from governance.selectors import BudgetRow
+
+BREAKDOWNS = {"model": "Model", "provider": "Provider", "team": "Team", "pipeline_stage": "Pipeline stage"}
+
+
+def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return rows[0] if rows else {"cost": Decimal(0), "requests": 0, "errors": 0, "cache_hits": 0}
+
+
+def _usage(window: DateRange, **filters: Any) -> list[dict[str, Any]]:
+    return list_usage(UsageQuery(start=window.start, end=window.end, **filters))
+
+
+def _near_caps(now: Any, *, limit: int = 8) -> list[BudgetRow]:
+    budgets = list(governance_selectors.list_budgets())
+    statuses = governance_selectors.budget_statuses(budgets, now=now)
+    flagged = [BudgetRow(budget, statuses[budget.pk]) for budget in budgets if statuses[budget.pk].state != "ok"]
+    return sorted(flagged, key=lambda row: -row.status.percent_used)[:limit]
+
+
+@page(permissions.can_use_dashboard)
+def overview(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    window = date_range(request, now=now)
+    roles = request.roles  # type: ignore[attr-defined]
+    context: dict[str, Any] = {"window": window, "summary": governance_selectors.get_governance_summary(now=now)}
+    if permissions.can_view_usage(roles):
+        current = _total(_usage(window, granularity="total"))
+        previous = _total(_usage(window.previous, granularity="total"))
+        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        next_month = (month_start + timedelta(days=32)).replace(day=1)
+        month = _total(list_usage(UsageQuery(start=month_start, end=now, granularity="total")))
+        elapsed = max((now - month_start).total_seconds(), 3600)
+        context |= {
+            "spend": current,
+            "previous": previous,
+            "change": percent_change(current["cost"], previous["cost"]),
+            "burn_per_day": current["cost"] / Decimal(str(max(window.days, 1 / 24))),
+            "month_to_date": month["cost"],
+            "month_forecast": month["cost"] * Decimal((next_month - month_start).total_seconds() / elapsed),
+            "top_customers": _top(window, "customer"),
+            "top_models": _top(window, "model"),
+            "top_stages": _top(window, "pipeline_stage"),
+            "chart": charts.stacked_spend(
+                _usage(window, granularity=window.granularity, group_by=("provider",)), "provider"
+            ),
+        }
+    if permissions.can_view_organization(roles):
+        context["near_caps"] = _near_caps(now)
+    if permissions.can_view_alerts(roles):
+        context["alerts"] = list(governance_selectors.list_alerts().select_related("budget")[:8])
+    if permissions.can_view_gateway_nodes(roles):
+        context["nodes"] = list(governance_selectors.list_gateway_nodes())
+        context["latest_version"] = governance_selectors.latest_config_version()
+    return render(request, "dashboard/overview.html", context)
+
+
+def _top(window: DateRange, dimension: str, limit: int = 5) -> list[dict[str, Any]]:
+    rows = _usage(window, granularity="total", group_by=(dimension,))
+    return sorted(rows, key=lambda row: -row["cost"])[:limit]
+
+
+@dataclass
+class CustomerRow:
+    customer: Customer
+    cost: Decimal
+    previous: Decimal
+    change: float | None
+    requests: int
+    budget_percent: Decimal | None
+
+
+@page(permissions.can_view_usage)
+def customers(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    window = date_range(request, now=now)
+    search = request.GET.get("q", "").strip()
+    listed = Customer.objects.all()
+    if search:
+        listed = listed.filter(Q(name__icontains=search) | Q(external_id__icontains=search))
+    current = {row["customer"]: row for row in _usage(window, granularity="total", group_by=("customer",))}
+    previous = {row["customer"]: row for row in _usage(window.previous, granularity="total", group_by=("customer",))}
+    budgets = list(Budget.objects.filter(scope_type=BudgetScope.CUSTOMER))
+    statuses = governance_selectors.budget_statuses(budgets, now=now)
+    use: dict[int, Decimal] = {}
+    for budget in budgets:
+        assert budget.customer_id is not None
+        use[budget.customer_id] = max(use.get(budget.customer_id, Decimal(0)), statuses[budget.pk].percent_used)
+    rows = []
+    for customer in listed:
+        spent = current.get(customer.external_id, {})
+        before = previous.get(customer.external_id, {})
+        cost, prior = spent.get("cost", Decimal(0)), before.get("cost", Decimal(0))
+        rows.append(
+            CustomerRow(
+                customer, cost, prior, percent_change(cost, prior), spent.get("requests", 0), use.get(customer.pk)
+            )
+        )
+    sort = request.GET.get("sort", "-cost")
+    keys = {
+        "name": lambda r: r.customer.name.lower(),
+        "cost": lambda r: r.cost,
+        "change": lambda r: r.change if r.change is not None else float("-inf"),
+        "requests": lambda r: r.requests,
+        "budget": lambda r: r.budget_percent if r.budget_percent is not None else Decimal(-1),
+    }
+    field = sort.lstrip("-")
+    rows.sort(key=keys.get(field, keys["cost"]), reverse=sort.startswith("-"))
+    if wants_csv(request):
+        return csv_response(
+            f"customers_{window.start_date}_{window.end_date}.csv",
+            [
+                "external_id",
+                "name",
+                "currency",
+                "cost_usd",
+                "previous_cost_usd",
+                "change_percent",
+                "requests",
+                "budget_used_percent",
+            ],
+            [
+                [
+                    r.customer.external_id,
+                    r.customer.name,
+                    r.customer.currency,
+                    r.cost,
+                    r.previous,
+                    None if r.change is None else round(r.change, 2),
+                    r.requests,
+                    r.budget_percent,
+                ]
+                for r in rows
+            ],
+        )
+    return render(
+        request,
+        "dashboard/customers.html",
+        {
+            "window": window,
+            "rows": rows,
+            "search": search,
+            "sort": sort,
+            "total": sum((r.cost for r in rows), Decimal(0)),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # customer, team or virtual_key
+    obj: Any
+    title: str
+    currency: str
+    filters: dict[str, tuple[str, ...]]
+
+
+def _scope(kind: str, pk: int) -> Scope:
+    if kind == "customer":
+        customer = get_object_or_404(Customer, pk=pk)
+        return Scope(kind, customer, customer.name, customer.currency, {"customers": (customer.external_id,)})
+    if kind == "team":
+        team = get_object_or_404(Team.objects.select_related("customer"), pk=pk)
+        currency = team.customer.currency if team.customer else "USD"
+        return Scope(kind, team, team.name, currency, {"teams": (team.slug,)})
+    key = get_object_or_404(VirtualKey.objects.select_related("customer", "team"), pk=pk)
+    currency = key.customer.currency if key.customer else "USD"
+    return Scope(kind, key, key.name, currency, {"virtual_keys": (key.public_id,)})
+
+
+def _spend_page(request: HttpRequest, scope: Scope) -> HttpResponse:
+    now = timezone.now()
+    window = date_range(request, now=now)
+    breakdown = request.GET.get("by", "model")
+    if breakdown not in BREAKDOWNS:
+        breakdown = "model"
+    series = _usage(window, granularity=window.granularity, group_by=(breakdown,), **scope.filters)
+    overall = _usage(window, granularity=window.granularity, **scope.filters)
+    if wants_csv(request):
+        return csv_response(
+            f"{scope.kind}_{scope.obj.pk}_{window.start_date}_{window.end_date}.csv",
+            [
+                "bucket",
+                breakdown,
+                "requests",
+                "errors",
+                "input_tokens",
+                "output_tokens",
+                "cached_input_tokens",
+                "cost_usd",
+                "cache_hits",
+                "cache_savings_usd",
+                "fallbacks",
+                "latency_p50_ms",
+                "latency_p95_ms",
+                "latency_p99_ms",
+            ],
+            [
+                [
+                    row["bucket"],
+                    row.get(breakdown),
+                    row["requests"],
+                    row["errors"],
+                    row["input_tokens"],
+                    row["output_tokens"],
+                    row["cached_input_tokens"],
+                    row["cost"],
+                    row["cache_hits"],
+                    row["cache_savings"],
+                    row["fallbacks"],
+                    row["latency_p50_ms"],
+                    row["latency_p95_ms"],
+                    row["latency_p99_ms"],
+                ]
+                for row in series
+            ],
+        )
+    total = _total(_usage(window, granularity="total", **scope.filters))
+    previous = _total(_usage(window.previous, granularity="total", **scope.filters))
+    requests = total.get("requests") or 0
+    context: dict[str, Any] = {
+        "scope": scope,
+        "window": window,
+        "breakdown": breakdown,
+        "breakdowns": BREAKDOWNS,
+        "total": total,
+        "previous": previous,
+        "change": percent_change(total.get("cost", 0), previous.get("cost", 0)),
+        "error_rate": (total["errors"] / requests * 100) if requests else None,
+        "fallback_rate": (total["fallbacks"] / requests * 100) if requests else None,
+        "cache_rate": (total["cache_hits"] / requests * 100) if requests else None,
+        "cost_per_request": (total["cost"] / requests) if requests else None,
+        "spend_chart": charts.stacked_spend(series, breakdown) if series else "",
+        "latency_chart": charts.latency(overall) if overall else "",
+        "by_breakdown": sorted(
+            _usage(window, granularity="total", group_by=(breakdown,), **scope.filters), key=lambda r: -r["cost"]
+        ),
+    }
+    context |= _related(scope, now)
+    return render(request, "dashboard/spend.html", context)
+
+
+def _related(scope: Scope, now: Any) -> dict[str, Any]:
+    """The teams, keys, budgets and alerts that belong to the scope."""
+    if scope.kind == "customer":
+        keys = VirtualKey.objects.filter(Q(customer=scope.obj) | Q(team__customer=scope.obj))
+        budgets = Budget.objects.filter(customer=scope.obj)
+        teams = list(Team.objects.filter(customer=scope.obj))
+    elif scope.kind == "team":
+        keys = VirtualKey.objects.filter(team=scope.obj)
+        budgets = Budget.objects.filter(team=scope.obj)
+        teams = []
+    else:
+        keys = VirtualKey.objects.filter(pk=scope.obj.pk)
+        budgets = Budget.objects.filter(virtual_key=scope.obj)
+        teams = []
+    budget_list = list(budgets.select_related("customer", "team", "virtual_key"))
+    statuses = governance_selectors.budget_statuses(budget_list, now=now)
+    return {
+        "teams": teams,
+        "keys": list(keys.select_related("team").order_by("name")[:50]),
+        "budgets": [BudgetRow(b, statuses[b.pk]) for b in budget_list],
+        "alerts": list(Alert.objects.filter(budget__in=budget_list).select_related("period")[:10]),
+    }
+
+
+@page(permissions.can_view_usage)
+def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _spend_page(request, _scope("customer", pk))
+
+
+@page(permissions.can_view_usage)
+def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _spend_page(request, _scope("team", pk))
+
+
+@page(permissions.can_view_usage)
+def key_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _spend_page(request, _scope("virtual_key", pk))
+
+
+@page(permissions.can_view_usage)
+def scope_events(request: HttpRequest, kind: str, pk: str) -> HttpResponse:
+    """The raw events of one customer, team or key in the range, newest first."""
+    scope = _scope(kind, int(pk))
+    window = date_range(request)
+    column = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}[kind]
+    events = UsageEvent.objects.filter(
+        **{column: scope.obj.pk}, occurred_at__gte=window.start, occurred_at__lt=window.end
+    ).order_by("-occurred_at", "-id")
+    if wants_csv(request):
+        return csv_response(
+            f"{kind}_{pk}_events.csv",
+            [
+                "occurred_at",
+                "request_id",
+                "provider",
+                "model",
+                "status",
+                "input_tokens",
+                "output_tokens",
+                "cost_usd",
+                "latency_ms",
+            ],
+            events.values_list(
+                "occurred_at",
+                "request_id",
+                "provider",
+                "model",
+                "status",
+                "input_tokens",
+                "output_tokens",
+                "cost",
+                "latency_ms",
+            )[:100_000],
+        )
+    # No COUNT(*) over millions of rows: a page shows 100 and knows only whether more follow.
+    number = max(1, int(request.GET.get("page", "1")) if request.GET.get("page", "1").isdigit() else 1)
+    chunk = list(events[(number - 1) * 100 : number * 100 + 1])
+    return render(
+        request,
+        "dashboard/events.html",
+        {"scope": scope, "window": window, "events": chunk[:100], "page": number, "has_next": len(chunk) > 100},
+    )
+
+
+@page(permissions.can_view_usage)
+def prices(request: HttpRequest) -> HttpResponse:
+    """The catalog (searchable), adding a price and re-pricing a range (admins)."""
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if not permissions.can_reprice(request.roles):  # type: ignore[attr-defined]
+            raise PermissionDenied("Only admins change prices.")
+        actor = actor_from_request(request, via="ui")
+        is_price = request.POST.get("action") == "add"
+        data = {k: v for k, v in request.POST.items() if v != "" and k not in ("csrfmiddlewaretoken", "action")}
+        serializer = (PriceSerializer if is_price else RepriceRequestSerializer)(data=data)
+        if serializer.is_valid():
+            try:
+                if is_price:
+                    add_price(actor=actor, **serializer.validated_data)
+                    messages.success(request, "Price added. Stored events keep their cost until you re-price them.")
+                else:
+                    job = request_reprice(actor=actor, **serializer.validated_data)
+                    messages.success(request, f"Re-pricing {job.events_total} events; progress below.")
+                return redirect("dashboard:prices")
+            except DomainError as error:
+                errors = {error.field or "form": str(error)}
+        else:
+            errors = {field: " ".join(str(e) for e in value) for field, value in serializer.errors.items()}
+    search = request.GET.get("q", "").strip()
+    catalog = ModelPrice.objects.order_by("provider", "model", "-effective_from")
+    if search:
+        catalog = catalog.filter(Q(provider__icontains=search) | Q(model__icontains=search))
+    if wants_csv(request):
+        return csv_response(
+            "prices.csv",
+            [
+                "provider",
+                "model",
+                "effective_from",
+                "currency",
+                "input_per_million",
+                "cached_input_per_million",
+                "cache_write_per_million",
+                "output_per_million",
+                "per_image",
+                "per_gpu_second",
+                "per_request",
+                "source",
+            ],
+            catalog.values_list(
+                "provider",
+                "model",
+                "effective_from",
+                "currency",
+                "input_per_million",
+                "cached_input_per_million",
+                "cache_write_per_million",
+                "output_per_million",
+                "per_image",
+                "per_gpu_second",
+                "per_request",
+                "source",
+            ),
+        )
+    return render(
+        request,
+        "dashboard/prices.html",
+        {
+            "catalog": list(catalog[:500]),
+            "search": search,
+            "errors": errors,
+            "form": request.POST,
+            "jobs": list(RepriceJob.objects.order_by("-created_at")[:10]),
+        },
+    )

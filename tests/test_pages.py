@@ -1,0 +1,205 @@
+"""Every dashboard page and every role; forms that write go through the services."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from governance.models import AlertChannel, AuditEntry, Budget, VirtualKey
+from governance.services.nodes import register_gateway_node
+from governance.services.spend import SpendCharge, charge_spend
+from ingest.models import IngestBatch
+from ingest.services import process_batch
+from tests.factories import ACTOR, make_budget, make_customer, make_key, make_team, make_user, native_event
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(gateway):
+    customer = make_customer(external_id="acme", name="Acme Corp")
+    team = make_team(slug="research", customer=customer)
+    key = make_key(team=team, name="support bot").key
+    budget = make_budget(scope_type="customer", scope_id=customer.pk, amount=Decimal("5"))
+    now = timezone.now()
+    events = [
+        native_event(
+            request_id=f"page-{n}", customer="acme", team="research", virtual_key=key.public_id,
+            cost="1.25", timestamp=now.isoformat(), model="gpt-4o-mini" if n % 2 else "gpt-4.1",
+        )
+        for n in range(6)
+    ]  # fmt: skip
+    gateway.generic("POST", "/api/v1/ingest/events", json.dumps(events), content_type="application/json")
+    for batch_id in IngestBatch.objects.values_list("id", flat=True):
+        process_batch(batch_id=batch_id)
+    register_gateway_node(actor=ACTOR, name="gw-page", base_url="http://127.0.0.1:9")
+    return {"customer": customer, "team": team, "key": key, "budget": budget}
+
+
+def client_as(role: str) -> Client:
+    client = Client()
+    client.force_login(make_user(role))
+    return client
+
+
+PAGES = [
+    ("overview", lambda w: "/", {"admin", "finance", "viewer"}),
+    ("customers", lambda w: "/customers/", {"admin", "finance", "viewer"}),
+    ("customer", lambda w: f"/customers/{w['customer'].pk}/", {"admin", "finance", "viewer"}),
+    ("team", lambda w: f"/teams/{w['team'].pk}/", {"admin", "finance", "viewer"}),
+    ("key spend", lambda w: f"/keys/{w['key'].pk}/", {"admin", "finance", "viewer"}),
+    ("events", lambda w: f"/customer/{w['customer'].pk}/events/", {"admin", "finance", "viewer"}),
+    ("keys", lambda w: "/keys/", {"admin", "viewer"}),
+    ("issue key", lambda w: "/keys/new/", {"admin"}),
+    ("budgets", lambda w: "/budgets/", {"admin", "finance", "viewer"}),
+    ("budget", lambda w: f"/budgets/{w['budget'].pk}/", {"admin", "finance", "viewer"}),
+    ("new budget", lambda w: "/budgets/new/", {"admin"}),
+    ("alerts", lambda w: "/alerts/", {"admin", "finance", "viewer"}),
+    ("gateways", lambda w: "/gateways/", {"admin", "viewer"}),
+    ("prices", lambda w: "/prices/", {"admin", "finance", "viewer"}),
+    ("audit", lambda w: "/audit/", {"admin"}),
+]
+
+
+@pytest.mark.parametrize("role", ["admin", "finance", "viewer"])
+@pytest.mark.parametrize(("name", "path", "allowed"), PAGES, ids=[p[0] for p in PAGES])
+def test_every_page_answers_each_role(world, role, name, path, allowed):
+    response = client_as(role).get(path(world))
+    assert response.status_code == (200 if role in allowed else 403), name
+
+
+@pytest.mark.parametrize(("name", "path", "allowed"), PAGES, ids=[p[0] for p in PAGES])
+def test_every_page_needs_sign_in(world, name, path, allowed):
+    response = Client().get(path(world))
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_customer_page_shows_spend_and_a_chart(world):
+    response = client_as("finance").get(f"/customers/{world['customer'].pk}/?by=model")
+    html = response.content.decode()
+    assert 'data-testid="scope-spend">$7.50<' in html
+    assert 'id="spend-chart"' in html and "Plotly.newPlot" in html
+    assert "gpt-4o-mini" in html and "gpt-4.1" in html
+    assert re.search(r'<script src="/static/vendor/plotly\.min\.[0-9a-f]+\.js"', html)  # served locally, never a CDN
+    assert "cdn" not in html.lower()
+
+
+@pytest.mark.parametrize(
+    ("path", "header"),
+    [
+        ("/customers/?format=csv", "external_id,name,currency,cost_usd"),
+        ("/customers/{customer}/?format=csv&by=model", "bucket,model,requests"),
+        ("/customer/{customer}/events/?format=csv", "occurred_at,request_id"),
+        ("/keys/?format=csv", "public_id,name"),
+        ("/budgets/?format=csv", "id,scope_type"),
+        ("/alerts/?format=csv", "id,fired_at"),
+        ("/audit/?format=csv", "id,at,actor"),
+        ("/prices/?format=csv", "provider,model"),
+    ],
+)
+def test_csv_exports(world, path, header):
+    response = client_as("admin").get(path.format(customer=world["customer"].pk))
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert response.content.decode().splitlines()[0].startswith(header)
+
+
+def test_customers_table_sorts_searches_and_compares(world):
+    make_customer(external_id="globex", name="Globex")
+    client = client_as("finance")
+    html = client.get("/customers/?sort=-cost").content.decode()
+    assert html.index("Acme Corp") < html.index("Globex")
+    assert "Globex" not in client.get("/customers/?q=acm").content.decode()
+    assert "new" in html  # no spend in the previous range to compare with
+
+
+def test_a_bad_date_range_is_explained_not_a_500(world):
+    response = client_as("finance").get("/customers/?start=2026-13-45&end=x")
+    assert response.status_code == 200 and b"YYYY-MM-DD" in response.content
+
+
+def test_issuing_a_key_shows_the_secret_once(world):
+    client = client_as("admin")
+    response = client.post(
+        "/keys/new/",
+        {"name": "from the page", "team": world["team"].pk, "allowed_models": "openai/gpt-4o-mini\nanthropic/*",
+         "requests_per_minute": "60"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    secret = response.context["secret"]
+    assert secret.startswith("vk_") and secret in response.content.decode()
+    key = VirtualKey.objects.get(name="from the page")
+    assert key.allowed_models == ["openai/gpt-4o-mini", "anthropic/*"] and key.requests_per_minute == 60
+    assert secret not in client.get(f"/keys/{key.pk}/").content.decode()
+    assert AuditEntry.objects.filter(action="virtual_key.issue", via="ui").exists()
+
+
+def test_a_bad_key_form_names_the_field_and_keeps_the_input(world):
+    response = client_as("admin").post("/keys/new/", {"name": "", "allowed_models": "not a pattern!!"})
+    html = response.content.decode()
+    assert response.status_code == 200 and "not a pattern!!" in html
+    assert response.context["errors"].keys() & {"name", "allowed_models"}
+
+
+def test_revoking_and_rotating_from_the_key_page(world):
+    client = client_as("admin")
+    rotated = client.post(f"/keys/{world['key'].pk}/rotate/", {"grace_seconds": "3600"})
+    assert rotated.status_code == 200 and rotated.context["secret"].startswith("vk_")
+    revoked = client.post(f"/keys/{world['key'].pk}/revoke/")
+    assert revoked.status_code == 302
+    assert VirtualKey.objects.get(pk=world["key"].pk).status == "revoked"
+    assert client.get(f"/keys/{world['key'].pk}/revoke/").status_code == 405
+    assert client_as("viewer").post(f"/keys/{world['key'].pk}/rotate/").status_code == 403
+
+
+def test_budget_forms_create_change_and_override(world):
+    client = client_as("admin")
+    created = client.post(
+        "/budgets/new/",
+        {"scope_type": "team", "scope_team": world["team"].pk, "amount": "100", "period": "weekly",
+         "timezone": "Europe/Paris", "soft_thresholds": "50, 90", "hard_cap": "on"},
+    )  # fmt: skip
+    budget = Budget.objects.get(team=world["team"])
+    assert created.status_code == 302 and budget.period == "weekly" and budget.soft_thresholds == [50, 90]
+    changed = client.post(f"/budgets/{budget.pk}/", {"action": "update", "amount": "3", "soft_thresholds": "50"})
+    assert changed.status_code == 302 and Budget.objects.get(pk=budget.pk).amount == Decimal("3")
+    assert VirtualKey.objects.get(pk=world["key"].pk).status == "blocked"  # 7.50 spent over 3
+    bad = client.post(f"/budgets/{budget.pk}/", {"action": "override", "extra_amount": "10", "reason": "x"})
+    assert bad.status_code == 200 and "expires_at" in bad.context["errors"]
+    assert client_as("finance").post(f"/budgets/{budget.pk}/", {"action": "update", "amount": "9"}).status_code == 403
+
+
+def test_channels_are_added_with_the_secret_shown_once(world):
+    client = client_as("admin")
+    response = client.post("/alerts/channels/", {"kind": "webhook", "target": "https://example.com/hook"}, follow=True)
+    assert b"whsec_" in response.content
+    channel = AlertChannel.objects.get()
+    assert client.get("/alerts/").content.decode().count("whsec_") == 0
+    client.post("/alerts/channels/", {"action": "disable", "channel": channel.pk})
+    assert not AlertChannel.objects.get().enabled
+    refused = client.post("/alerts/channels/", {"kind": "email", "target": "nope"})
+    assert refused.status_code == 400 and "target" in refused.context["errors"]
+
+
+def test_registering_a_node_from_the_page_shows_its_token_once(world):
+    response = client_as("admin").post("/gateways/", {"name": "gw-new", "kind": "generic", "base_url": ""})
+    token = response.context["registered"].ingest_token
+    assert token.startswith("bsn_") and token in response.content.decode()
+
+
+def test_empty_states_tell_a_new_user_what_to_do():
+    client = client_as("admin")
+    assert b"/api/v1/ingest/events" in client.get("/").content
+    assert b"Issue a key" in client.get("/keys/").content
+    assert b"No budgets" in client.get("/budgets/").content
+    assert b"Register each gateway" in client.get("/gateways/").content
+
+
+def test_the_overview_flags_budgets_near_caps(world):
+    charge_spend(charges=[SpendCharge(timezone.now(), Decimal("1"), world["customer"].pk, None, None)])
+    html = client_as("finance").get("/").content.decode()
+    assert f"Budget {world['budget'].pk}" in html and "exceeded" in html
