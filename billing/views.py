@@ -176,6 +176,35 @@ def customers(request: HttpRequest) -> HttpResponse:
     )
 
 
+@page(permissions.can_view_usage)
+def teams(request: HttpRequest) -> HttpResponse:
+    window = date_range(request)
+    search = request.GET.get("q", "").strip()
+    listed = Team.objects.select_related("customer").order_by("slug")
+    if search:
+        listed = listed.filter(Q(name__icontains=search) | Q(slug__icontains=search))
+    current = {row["team"]: row for row in _usage(window, granularity="total", group_by=("team",))}
+    previous = {row["team"]: row for row in _usage(window.previous, granularity="total", group_by=("team",))}
+    rows = []
+    for team in listed:
+        cost = current.get(team.slug, {}).get("cost", Decimal(0))
+        prior = previous.get(team.slug, {}).get("cost", Decimal(0))
+        rows.append({"team": team, "cost": cost, "change": percent_change(cost, prior),
+                     "requests": current.get(team.slug, {}).get("requests", 0)})  # fmt: skip
+    rows.sort(key=lambda row: -row["cost"])
+    if wants_csv(request):
+        return csv_response(
+            f"teams_{window.start_date}_{window.end_date}.csv",
+            ["slug", "name", "customer", "cost_usd", "change_percent", "requests"],
+            [
+                [r["team"].slug, r["team"].name, r["team"].customer.external_id if r["team"].customer else "",
+                 r["cost"], None if r["change"] is None else round(r["change"], 2), r["requests"]]
+                for r in rows
+            ],
+        )  # fmt: skip
+    return render(request, "dashboard/teams.html", {"window": window, "rows": rows, "search": search})
+
+
 @dataclass(frozen=True)
 class Scope:
     kind: str  # customer, team or virtual_key

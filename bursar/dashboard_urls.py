@@ -12,6 +12,7 @@ urlpatterns = [
     path("", spend.overview, name="home"),
     path("customers/", spend.customers, name="customers"),
     path("customers/<int:pk>/", spend.customer_detail, name="customer"),
+    path("teams/", spend.teams, name="teams"),
     path("teams/<int:pk>/", spend.team_detail, name="team"),
     path("keys/", manage.keys, name="keys"),
     path("keys/new/", manage.issue_key, name="issue_key"),
