@@ -151,6 +151,34 @@ class UsageSums(models.Model):
         abstract = True
 
 
+class UsageUnits(models.Model):
+    """Units of work (an event's ``units``, e.g. ``{"renders": 3}``) per hour and scope:
+    the divisor of "cost per unit of work". Written with the rollups for newly stored
+    events; counts only, so re-pricing never has to touch it."""
+
+    bucket = models.DateTimeField()
+    customer_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    virtual_key_id = models.BigIntegerField(default=0)
+    unit = models.CharField(max_length=50)
+    amount = models.DecimalField(max_digits=24, decimal_places=6, default=0)
+    requests = models.BigIntegerField(default=0)  # events that reported this unit
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "customer_id", "team_id", "virtual_key_id", "unit"], name="usage_units_key_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["customer_id", "bucket"], name="usage_units_customer"),
+            models.Index(fields=["bucket"], name="usage_units_bucket"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H}h {self.unit}: {self.amount}"
+
+
 class UsageRollup(UsageSums):
     """Hourly sums per (customer, team, key, provider, model, pipeline stage).
 

@@ -14,7 +14,7 @@ from django.db.models import BigIntegerField, F, QuerySet, Sum, Value
 from django.db.models.functions import Cast, TruncDay, TruncMonth
 
 from billing.histogram import BUCKET_FIELDS, percentile
-from billing.models import ModelPrice, UsageEvent, UsageRollup, UsageSums
+from billing.models import ModelPrice, UsageEvent, UsageRollup, UsageSums, UsageUnits
 from billing.tiers import MEASURES, MONEY_MEASURES, ROLLUP_SUMS, TIERS
 from governance.models import Customer, Team, VirtualKey
 
@@ -230,6 +230,27 @@ def sum_spend(*, customer: Customer, start: datetime, end: datetime) -> Decimal:
     query = UsageQuery(start=start, end=end, granularity="total", customers=(customer.external_id,))
     rows = _grouped(query)
     return (rows[0]["cost"] if rows and rows[0]["cost"] is not None else None) or Decimal(0)
+
+
+def sum_units(
+    *,
+    start: datetime,
+    end: datetime,
+    customer_id: int | None = None,
+    team_id: int | None = None,
+    virtual_key_id: int | None = None,
+) -> dict[str, Decimal]:
+    """Units of work (``units`` of events, e.g. renders) over ``[start, end)`` at hour
+    resolution, per unit name, for one scope (or all)."""
+    rows = UsageUnits.objects.filter(bucket__gte=start, bucket__lt=end)
+    if customer_id is not None:
+        rows = rows.filter(customer_id=customer_id)
+    if team_id is not None:
+        rows = rows.filter(team_id=team_id)
+    if virtual_key_id is not None:
+        rows = rows.filter(virtual_key_id=virtual_key_id)
+    totals = rows.values("unit").annotate(total=Sum("amount")).order_by("unit")
+    return {row["unit"]: row["total"] for row in totals if row["total"]}
 
 
 def list_prices() -> QuerySet[ModelPrice]:

@@ -8,7 +8,7 @@ return the ones actually inserted, and only those reach the rollups.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +20,7 @@ import orjson
 from django.db import connection, transaction
 
 from billing.histogram import BUCKET_FIELDS, LATENCY_BOUNDS_MS, bucket_index
-from billing.models import CostSource, UsageEvent, UsageRollup, UsageSums
+from billing.models import CostSource, UsageEvent, UsageRollup, UsageSums, UsageUnits
 from billing.pricing import ZERO, PriceBook, Usage, compute_cost, stored_amount
 from billing.tiers import ROLLUP_KEY, ROLLUP_SUMS, TIERS, Tier
 from bursar.db import prepare_rows
@@ -421,6 +421,14 @@ def record_usage(*, events: Sequence[EventInput]) -> RecordResult:
     inserted_ids = _insert_events(rows) if rows else set()
     fresh = [item for item in priced if item.event.request_id in inserted_ids]
     upsert_rollups(rollup_rows([_as_rollup_input(item) for item in fresh]))
+    upsert_units(
+        units_rows(
+            (item.event.occurred_at, item.event.customer_id, item.event.team_id, item.event.virtual_key_id,
+             item.event.units)
+            for item in fresh
+            if item.event.units
+        )
+    )  # fmt: skip
     return RecordResult(
         inserted=[
             StoredEvent(
@@ -436,6 +444,44 @@ def record_usage(*, events: Sequence[EventInput]) -> RecordResult:
         ],
         duplicates=len(events) - len(fresh),
     )
+
+
+UNITS_KEY = ("bucket", "customer_id", "team_id", "virtual_key_id", "unit")
+
+
+def units_rows(
+    events: Iterable[tuple[datetime, int | None, int | None, int | None, dict[str, Any]]],
+) -> list[list[Any]]:
+    """Sum events' ``units`` per (hour, customer, team, key, unit), sorted."""
+    sums: dict[tuple[Any, ...], list[Any]] = {}
+    for occurred_at, customer_id, team_id, key_id, units in events:
+        hour = occurred_at.replace(minute=0, second=0, microsecond=0)
+        for unit, amount in units.items():
+            key = (hour, customer_id or 0, team_id or 0, key_id or 0, unit)
+            row = sums.setdefault(key, [Decimal(0), 0])
+            row[0] += Decimal(str(amount))
+            row[1] += 1
+    return [[*key, *values] for key, values in sorted(sums.items())]
+
+
+def upsert_units(rows: list[list[Any]]) -> None:
+    """Add unit rows (``UNITS_KEY``, then amount and requests) to UsageUnits. One
+    statement per 2,000 rows. Side effects: UsageUnits upserts."""
+    if not rows:
+        return
+    table = UsageUnits._meta.db_table
+    columns = (*UNITS_KEY, "amount", "requests")
+    prepared = prepare_rows(UsageUnits, columns, rows)
+    per_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    with connection.cursor() as cursor:
+        for first in range(0, len(prepared), 2000):
+            part = prepared[first : first + 2000]
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([per_row] * len(part))} "  # noqa: S608
+                f"ON CONFLICT ({', '.join(UNITS_KEY)}) DO UPDATE SET amount = {table}.amount + excluded.amount, "
+                f"requests = {table}.requests + excluded.requests",
+                [value for row in part for value in row],
+            )
 
 
 def _rebuild_rollups_sql(first: datetime, last: datetime) -> int:
@@ -510,7 +556,12 @@ def rebuild_rollups(*, start: datetime, end: datetime) -> tuple[int, int]:
         tables: tuple[type[UsageSums], ...] = (UsageRollup, *(tier.model for tier in TIERS))
         for model in tables:
             model._default_manager.filter(bucket__gte=first, bucket__lt=last).delete()
+        UsageUnits.objects.filter(bucket__gte=first, bucket__lt=last).delete()
         events = UsageEvent.objects.filter(occurred_at__gte=first, occurred_at__lt=last)
+        with_units = events.exclude(units={}).values_list(
+            "occurred_at", "customer_id", "team_id", "virtual_key_id", "units"
+        )
+        upsert_units(units_rows(with_units.iterator(chunk_size=10_000)))
         if connection.vendor == "postgresql":
             written = _rebuild_rollups_sql(first, last)
             for tier in TIERS:

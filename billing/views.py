@@ -21,7 +21,7 @@ from billing import charts
 from billing.api import PriceSerializer, RepriceRequestSerializer
 from billing.models import ModelPrice, RepriceJob, UsageEvent
 from billing.repricing import add_price, request_reprice
-from billing.selectors import UsageQuery, list_usage
+from billing.selectors import UsageQuery, list_usage, sum_units
 from bursar.errors import DomainError
 from bursar.pages import DateRange, csv_response, date_range, page, percent_change, wants_csv
 from governance import permissions
@@ -295,6 +295,12 @@ def _spend_page(request: HttpRequest, scope: Scope) -> HttpResponse:
             _usage(window, granularity="total", group_by=(breakdown,), **scope.filters), key=lambda r: -r["cost"]
         ),
     }
+    ids = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}
+    units = sum_units(start=window.start, end=window.end, **{ids[scope.kind]: scope.obj.pk})
+    context["per_unit"] = [
+        {"unit": unit, "amount": amount, "cost": (total.get("cost") or Decimal(0)) / amount}
+        for unit, amount in units.items()
+    ]
     context |= _related(scope, now)
     return render(request, "dashboard/spend.html", context)
 

@@ -57,7 +57,7 @@ def _events(keys: list[str], *, days: int, per_day: int, seed: int) -> Iterator[
             )
             input_tokens = max(cached, int(rng.gauss(mean_in, mean_in / 3)) if not failed else 0)
             number += 1
-            yield {
+            event = {
                 "request_id": f"demo-{seed}-{number}",
                 "timestamp": at.isoformat(),
                 "provider": provider,
@@ -77,6 +77,9 @@ def _events(keys: list[str], *, days: int, per_day: int, seed: int) -> Iterator[
                 "end_user": f"user-{rng.randint(1, 400)}",
                 "tags": {"env": "prod"},
             }
+            if event["pipeline_stage"] == "caption" and not failed:
+                event["units"] = {"captions": 1}  # the unit of work finance prices per
+            yield event
 
 
 def _litellm_payload(event: dict[str, Any]) -> dict[str, Any]:

@@ -205,3 +205,19 @@ def test_the_overview_flags_budgets_near_caps(world):
     charge_spend(charges=[SpendCharge(timezone.now(), Decimal("1"), world["customer"].pk, None, None)])
     html = client_as("finance").get("/").content.decode()
     assert f"Budget {world['budget'].pk}" in html and "exceeded" in html
+
+
+def test_cost_per_unit_of_work_comes_from_event_units(gateway):
+    customer = make_customer(external_id="renders_inc")
+    now = timezone.now().isoformat()
+    events = [
+        native_event(request_id=f"unit-{n}", customer="renders_inc", cost="0.5", timestamp=now, units={"renders": 2})
+        for n in range(4)
+    ]
+    gateway.generic("POST", "/api/v1/ingest/events", json.dumps(events), content_type="application/json")
+    for batch_id in IngestBatch.objects.values_list("id", flat=True):
+        process_batch(batch_id=batch_id)
+
+    html = client_as("finance").get(f"/customers/{customer.pk}/").content.decode()
+
+    assert "Cost per renders" in html and 'data-testid="per-unit">$0.2500<' in html  # $2.00 over 8 renders
