@@ -57,7 +57,7 @@ def _events(keys: list[str], *, days: int, per_day: int, seed: int) -> Iterator[
             )
             input_tokens = max(cached, int(rng.gauss(mean_in, mean_in / 3)) if not failed else 0)
             number += 1
-            event = {
+            event: dict[str, Any] = {
                 "request_id": f"demo-{seed}-{number}",
                 "timestamp": at.isoformat(),
                 "provider": provider,
