@@ -27,7 +27,7 @@ from bursar.pages import DateRange, csv_response, date_range, page, percent_chan
 from governance import permissions
 from governance import selectors as governance_selectors
 from governance.actors import actor_from_request
-from governance.models import Alert, Budget, BudgetScope, Customer, Team, VirtualKey
+from governance.models import Alert, Budget, BudgetScope, Customer, Team, VirtualKey, VirtualKeyStatus
 from governance.selectors import BudgetRow
 
 BREAKDOWNS = {"model": "Model", "provider": "Provider", "team": "Team", "pipeline_stage": "Pipeline stage"}
@@ -203,6 +203,77 @@ def teams(request: HttpRequest) -> HttpResponse:
             ],
         )  # fmt: skip
     return render(request, "dashboard/teams.html", {"window": window, "rows": rows, "search": search})
+
+
+@page(permissions.can_view_virtual_keys)
+def keys(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    window = date_range(request, now=now)
+    listed = governance_selectors.list_virtual_keys().order_by("-created_at", "-id")
+    search, status = request.GET.get("q", "").strip(), request.GET.get("status", "")
+    if search:
+        listed = listed.filter(Q(name__icontains=search) | Q(public_id__icontains=search) | Q(secret_prefix=search))
+    if status in VirtualKeyStatus.values:
+        listed = governance_selectors.filter_virtual_keys_by_status(listed, status=status, now=now)
+    if wants_csv(request):
+        return csv_response(
+            "virtual_keys.csv",
+            [
+                "public_id",
+                "name",
+                "team",
+                "customer",
+                "status",
+                "allowed_models",
+                "requests_per_minute",
+                "tokens_per_minute",
+                "expires_at",
+                "created_at",
+            ],
+            [
+                [
+                    k.public_id,
+                    k.name,
+                    k.team.slug if k.team else "",
+                    k.customer.external_id if k.customer else "",
+                    k.effective_status(now),
+                    " ".join(k.allowed_models),
+                    k.requests_per_minute,
+                    k.tokens_per_minute,
+                    k.expires_at,
+                    k.created_at,
+                ]
+                for k in listed.iterator(chunk_size=2000)
+            ],
+        )
+    raw = request.GET.get("page", "1")
+    number = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    chunk = list(listed[(number - 1) * 100 : number * 100 + 1])
+    rows, has_next = chunk[:100], len(chunk) > 100
+    spend = (
+        {
+            row["virtual_key"]: row
+            for row in _usage(
+                window, granularity="total", group_by=("virtual_key",), virtual_keys=tuple(k.public_id for k in rows)
+            )
+        }
+        if rows
+        else {}
+    )
+    return render(
+        request,
+        "dashboard/keys.html",
+        {
+            "rows": [(key, spend.get(key.public_id, {})) for key in rows],
+            "window": window,
+            "now": now,
+            "search": search,
+            "status": status,
+            "page": number,
+            "has_next": has_next,
+            "statuses": VirtualKeyStatus.values,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -413,6 +484,7 @@ def prices(request: HttpRequest) -> HttpResponse:
                 errors = {error.field or "form": str(error)}
         else:
             errors = {field: " ".join(str(e) for e in value) for field, value in serializer.errors.items()}
+    jobs = list(RepriceJob.objects.order_by("-created_at")[:10])
     search = request.GET.get("q", "").strip()
     catalog = ModelPrice.objects.order_by("provider", "model", "-effective_from")
     if search:
@@ -457,6 +529,7 @@ def prices(request: HttpRequest) -> HttpResponse:
             "search": search,
             "errors": errors,
             "form": request.POST,
-            "jobs": list(RepriceJob.objects.order_by("-created_at")[:10]),
+            "jobs": jobs,
+            "refreshing": any(job.state in ("pending", "running") for job in jobs),
         },
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -29,7 +29,6 @@ from governance.models import (
     Customer,
     Team,
     VirtualKey,
-    VirtualKeyStatus,
 )
 from governance.services import alerts as alert_services
 from governance.services import budgets as budget_services
@@ -57,62 +56,6 @@ def _page_of(items: QuerySet[Any], request: HttpRequest) -> tuple[list[Any], int
 
 
 # --- keys ---------------------------------------------------------------------------------
-
-
-@page(permissions.can_view_virtual_keys)
-def keys(request: HttpRequest) -> HttpResponse:
-    now = timezone.now()
-    listed = selectors.list_virtual_keys().order_by("-created_at", "-id")
-    search, status = request.GET.get("q", "").strip(), request.GET.get("status", "")
-    if search:
-        listed = listed.filter(Q(name__icontains=search) | Q(public_id__icontains=search) | Q(secret_prefix=search))
-    if status in VirtualKeyStatus.values:
-        listed = selectors.filter_virtual_keys_by_status(listed, status=status, now=now)
-    if wants_csv(request):
-        return csv_response(
-            "virtual_keys.csv",
-            [
-                "public_id",
-                "name",
-                "team",
-                "customer",
-                "status",
-                "allowed_models",
-                "requests_per_minute",
-                "tokens_per_minute",
-                "expires_at",
-                "created_at",
-            ],
-            [
-                [
-                    k.public_id,
-                    k.name,
-                    k.team.slug if k.team else "",
-                    k.customer.external_id if k.customer else "",
-                    k.effective_status(now),
-                    " ".join(k.allowed_models),
-                    k.requests_per_minute,
-                    k.tokens_per_minute,
-                    k.expires_at,
-                    k.created_at,
-                ]
-                for k in listed.iterator(chunk_size=2000)
-            ],
-        )
-    rows, number, has_next = _page_of(listed, request)
-    return render(
-        request,
-        "dashboard/keys.html",
-        {
-            "rows": rows,
-            "now": now,
-            "search": search,
-            "status": status,
-            "page": number,
-            "has_next": has_next,
-            "statuses": VirtualKeyStatus.values,
-        },
-    )
 
 
 def _owners() -> dict[str, Any]:
