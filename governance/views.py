@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.serializers import BaseSerializer
 
 from bursar.errors import DomainError
-from bursar.pages import csv_response, page, wants_csv
+from bursar.pages import csv_response, date_range, page, wants_csv
 from governance import permissions, selectors
 from governance.actors import actor_from_request
 from governance.api import serializers as s
@@ -288,7 +288,10 @@ def new_budget(request: HttpRequest) -> HttpResponse:
 
 @page(permissions.can_view_alerts)
 def alerts(request: HttpRequest) -> HttpResponse:
-    listed = selectors.list_alerts().select_related("budget")
+    window = date_range(request)
+    listed = (
+        selectors.list_alerts().select_related("budget").filter(fired_at__gte=window.start, fired_at__lt=window.end)
+    )
     kind, budget = request.GET.get("kind", ""), request.GET.get("budget", "")
     if kind:
         listed = listed.filter(kind=kind)
@@ -304,7 +307,14 @@ def alerts(request: HttpRequest) -> HttpResponse:
             ],
         )
     rows, number, has_next = _page_of(listed, request)
-    context: dict[str, Any] = {"rows": rows, "kind": kind, "budget": budget, "page": number, "has_next": has_next}
+    context: dict[str, Any] = {
+        "rows": rows,
+        "kind": kind,
+        "budget": budget,
+        "page": number,
+        "has_next": has_next,
+        "window": window,
+    }
     if permissions.can_manage_alert_channels(request.roles):  # type: ignore[attr-defined]
         context |= {"channels": list(AlertChannel.objects.all()), "errors": {}, "form": {}, **_owners()}
     return render(request, "dashboard/alerts.html", context)
@@ -353,6 +363,7 @@ def channels(request: HttpRequest) -> HttpResponse:
         request,
         "dashboard/alerts.html",
         {
+            "window": date_range(request),
             "rows": rows,
             "page": number,
             "has_next": has_next,
