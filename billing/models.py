@@ -203,6 +203,9 @@ class UsageRollup(UsageSums):
         indexes = [
             models.Index(fields=["bucket"], name="usage_rollup_bucket"),
             models.Index(fields=["customer_id", "bucket"], name="usage_rollup_customer"),
+            # A team's or a key's spend page reads only its own rows.
+            models.Index(fields=["team_id", "bucket"], name="usage_rollup_team"),
+            models.Index(fields=["virtual_key_id", "bucket"], name="usage_rollup_key"),
         ]
 
     def __str__(self) -> str:
@@ -277,6 +280,31 @@ class UsageDailyByModel(UsageSums):
 
     def __str__(self) -> str:
         return f"{self.bucket:%Y-%m-%d} {self.provider}/{self.model}"
+
+
+class UsageDailyByStage(UsageSums):
+    """Daily (UTC) sums per pipeline stage: the overview's stage mix without the hourly rows."""
+
+    pipeline_stage = models.CharField(max_length=100, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "pipeline_stage"], name="usage_daily_stage_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d} {self.pipeline_stage or '(none)'}"
+
+
+class UsageDailyByKey(UsageSums):
+    """Daily (UTC) sums per virtual key: the keys table's spend in a few rows per key."""
+
+    virtual_key_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "virtual_key_id"], name="usage_daily_key_uniq")]
+        indexes = [models.Index(fields=["virtual_key_id", "bucket"], name="usage_daily_key_key")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d} key {self.virtual_key_id}"
 
 
 assert all(hasattr(UsageRollup, name) for name in BUCKET_FIELDS), "rollup columns must match the histogram"

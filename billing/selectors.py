@@ -95,12 +95,20 @@ def _filtered(model: type[UsageSums], query: UsageQuery, start: datetime, end: d
     # Any: which dimension columns exist depends on the tier (``_parts`` chose one that has them).
     manager: Any = model._default_manager
     rows: QuerySet[Any] = manager.filter(bucket__gte=start, bucket__lt=end)
+    # Names are resolved to ids first: a literal id list lets PostgreSQL use the
+    # (scope, bucket) indexes, where a sub-select made it hash-join the whole range.
     if query.customers:
-        rows = rows.filter(customer_id__in=Customer.objects.filter(external_id__in=query.customers).values("pk"))
+        rows = rows.filter(
+            customer_id__in=list(Customer.objects.filter(external_id__in=query.customers).values_list("pk", flat=True))
+        )
     if query.teams:
-        rows = rows.filter(team_id__in=Team.objects.filter(slug__in=query.teams).values("pk"))
+        rows = rows.filter(team_id__in=list(Team.objects.filter(slug__in=query.teams).values_list("pk", flat=True)))
     if query.virtual_keys:
-        rows = rows.filter(virtual_key_id__in=VirtualKey.objects.filter(public_id__in=query.virtual_keys).values("pk"))
+        rows = rows.filter(
+            virtual_key_id__in=list(
+                VirtualKey.objects.filter(public_id__in=query.virtual_keys).values_list("pk", flat=True)
+            )
+        )
     if query.providers:
         rows = rows.filter(provider__in=query.providers)
     if query.models:
@@ -122,7 +130,12 @@ def _names(rows: list[dict[str, Any]], group_by: tuple[str, ...]) -> dict[str, d
 
 
 def _part_rows(
-    model: type[UsageSums], query: UsageQuery, start: datetime, end: datetime, keys: list[str]
+    model: type[UsageSums],
+    query: UsageQuery,
+    start: datetime,
+    end: datetime,
+    keys: list[str],
+    sums: tuple[str, ...] = ROLLUP_SUMS,
 ) -> QuerySet[Any]:
     rows = _filtered(model, query, start, end)
     zone = ZoneInfo(query.timezone)
@@ -134,25 +147,30 @@ def _part_rows(
         rows = rows.annotate(period=TruncMonth("bucket", tzinfo=zone))
     if not keys:  # one total: group by a constant, which SQL leaves out of GROUP BY
         rows = rows.annotate(_all=Value(1))
-    grouped: QuerySet[Any] = rows.values(*(keys or ["_all"])).annotate(**_AGGREGATES).order_by()
+    grouped: QuerySet[Any] = (
+        rows.values(*(keys or ["_all"])).annotate(**{name: _AGGREGATES[name] for name in sums}).order_by()
+    )
     return grouped
 
 
-def _grouped(query: UsageQuery) -> list[dict[str, Any]]:
-    """Sums per (period, group) over every part of the range, merged."""
+def _grouped(query: UsageQuery, sums: tuple[str, ...] = ROLLUP_SUMS) -> list[dict[str, Any]]:
+    """Sums (``sums``: every measure and histogram bucket, or fewer) per (period, group)
+    over every part of the range, merged."""
     zone = ZoneInfo(query.timezone)
     keys = [_ID_COLUMNS.get(dimension, dimension) for dimension in query.group_by]
     if query.granularity != "total":
         keys.insert(0, "period")
-    parts = [_part_rows(model, query, start, end, keys) for model, start, end in _parts(query)]
+    parts = [_part_rows(model, query, start, end, keys, sums) for model, start, end in _parts(query)]
     if connection.vendor == "postgresql":
-        found = _fetch_merged(parts, keys, zone)
+        found = _fetch_merged(parts, keys, zone, sums)
     else:
-        found = _merge_in_python(parts, keys)
+        found = _merge_in_python(parts, keys, sums)
     return sorted(found, key=lambda row: tuple((row[name] is None, row[name]) for name in keys))
 
 
-def _fetch_merged(parts: list[QuerySet[Any]], keys: list[str], zone: ZoneInfo) -> list[dict[str, Any]]:
+def _fetch_merged(
+    parts: list[QuerySet[Any]], keys: list[str], zone: ZoneInfo, sums: tuple[str, ...]
+) -> list[dict[str, Any]]:
     """PostgreSQL: every part in one statement (UNION ALL, summed again outside), run on
     the cursor directly. The server may scan the parts in parallel; psycopg already yields
     ints, Decimals and datetimes, so Django's per-value converters are skipped."""
@@ -163,7 +181,7 @@ def _fetch_merged(parts: list[QuerySet[Any]], keys: list[str], zone: ZoneInfo) -
         selects.append(f"({sql})")
         params.extend(part_params)
     outer = ", ".join(
-        [*keys, *(f"SUM({name}){'' if name in MONEY_MEASURES else '::bigint'} AS {name}" for name in _AGGREGATES)]
+        [*keys, *(f"SUM({name}){'' if name in MONEY_MEASURES else '::bigint'} AS {name}" for name in sums)]
     )
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
     with connection.cursor() as cursor:
@@ -177,7 +195,7 @@ def _fetch_merged(parts: list[QuerySet[Any]], keys: list[str], zone: ZoneInfo) -
     return [row for row in found if row["requests"] is not None]
 
 
-def _merge_in_python(parts: list[QuerySet[Any]], keys: list[str]) -> list[dict[str, Any]]:
+def _merge_in_python(parts: list[QuerySet[Any]], keys: list[str], sums: tuple[str, ...]) -> list[dict[str, Any]]:
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
     for part in parts:
         for row in part:
@@ -186,18 +204,19 @@ def _merge_in_python(parts: list[QuerySet[Any]], keys: list[str]) -> list[dict[s
             if total is None:
                 merged[key] = row
             else:
-                for name in _AGGREGATES:
+                for name in sums:
                     total[name] = (total[name] or 0) + (row[name] or 0)
     return list(merged.values())
 
 
-def list_usage(query: UsageQuery) -> list[dict[str, Any]]:
-    """Usage rows per bucket and group, with latency percentiles from merged histograms.
+def list_usage(query: UsageQuery, *, latency: bool = True) -> list[dict[str, Any]]:
+    """Usage rows per bucket and group, with latency percentiles from merged histograms
+    (``latency=False`` skips them for tables that do not show them).
 
     Side effects: none.
     """
     zone = ZoneInfo(query.timezone)
-    grouped = _grouped(query)
+    grouped = _grouped(query, ROLLUP_SUMS if latency else MEASURES)
     names = _names(grouped, query.group_by)
     results: list[dict[str, Any]] = []
     for row in grouped:
@@ -214,12 +233,38 @@ def list_usage(query: UsageQuery) -> list[dict[str, Any]]:
                 result[dimension] = row[dimension] or None
         for name in MEASURES:
             result[name] = row[name] or (Decimal(0) if name in MONEY_MEASURES else 0)
+        if not latency:
+            del result["latency_sum_ms"], result["latency_count"]
+            results.append(result)
+            continue
         counts = [row[name] or 0 for name in BUCKET_FIELDS]
         result["latency_avg_ms"] = round(row["latency_sum_ms"] / row["latency_count"]) if row["latency_count"] else None
         result["latency_p50_ms"] = percentile(counts, 0.50)
         result["latency_p95_ms"] = percentile(counts, 0.95)
         result["latency_p99_ms"] = percentile(counts, 0.99)
         del result["latency_sum_ms"], result["latency_count"]
+        results.append(result)
+    return results
+
+
+def list_totals(query: UsageQuery, measures: tuple[str, ...] = ("cost", "requests")) -> list[dict[str, Any]]:
+    """Just ``measures`` per group (tables that show cost and requests need no more):
+    the database sums two columns instead of thirty-four."""
+    grouped = _grouped(query, measures)
+    names = _names(grouped, query.group_by)
+    results = []
+    for row in grouped:
+        if not row.get("requests"):
+            continue
+        result: dict[str, Any] = {}
+        for dimension in query.group_by:
+            if dimension in _ID_COLUMNS:
+                value = row[_ID_COLUMNS[dimension]]
+                result[dimension] = names[dimension].get(value) if value else None
+            else:
+                result[dimension] = row[dimension] or None
+        for name in measures:
+            result[name] = row[name] or (Decimal(0) if name in MONEY_MEASURES else 0)
         results.append(result)
     return results
 

@@ -13,7 +13,9 @@ from billing.histogram import BUCKET_FIELDS
 from billing.models import (
     UsageDailyByCustomer,
     UsageDailyByCustomerModel,
+    UsageDailyByKey,
     UsageDailyByModel,
+    UsageDailyByStage,
     UsageHourlyByCustomer,
     UsageHourlyByModel,
     UsageSums,
@@ -54,7 +56,13 @@ class Tier:
 
 
 def _tier(model: type[UsageSums], granularity: str, *columns: str) -> Tier:
-    names = {"customer_id": "customer", "provider": "provider", "model": "model"}
+    names = {
+        "customer_id": "customer",
+        "virtual_key_id": "virtual_key",
+        "provider": "provider",
+        "model": "model",
+        "pipeline_stage": "pipeline_stage",
+    }
     return Tier(
         model=model,
         granularity=granularity,
@@ -66,9 +74,11 @@ def _tier(model: type[UsageSums], granularity: str, *columns: str) -> Tier:
 
 # Smallest first: a query takes the first tier that holds every dimension it needs.
 TIERS = (
+    _tier(UsageDailyByStage, "day", "pipeline_stage"),
     _tier(UsageDailyByModel, "day", "provider", "model"),
     _tier(UsageDailyByCustomer, "day", "customer_id"),
     _tier(UsageHourlyByModel, "hour", "provider", "model"),
     _tier(UsageHourlyByCustomer, "hour", "customer_id"),
     _tier(UsageDailyByCustomerModel, "day", "customer_id", "provider", "model"),
+    _tier(UsageDailyByKey, "day", "virtual_key_id"),
 )

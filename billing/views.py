@@ -21,7 +21,7 @@ from billing import charts
 from billing.api import PriceSerializer, RepriceRequestSerializer
 from billing.models import ModelPrice, RepriceJob, UsageEvent
 from billing.repricing import add_price, request_reprice
-from billing.selectors import UsageQuery, list_usage, sum_units
+from billing.selectors import UsageQuery, list_totals, list_usage, sum_units
 from bursar.errors import DomainError
 from bursar.pages import DateRange, csv_response, date_range, page, percent_change, wants_csv
 from governance import permissions
@@ -37,8 +37,14 @@ def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return rows[0] if rows else {"cost": Decimal(0), "requests": 0, "errors": 0, "cache_hits": 0}
 
 
-def _usage(window: DateRange, **filters: Any) -> list[dict[str, Any]]:
-    return list_usage(UsageQuery(start=window.start, end=window.end, **filters))
+def _usage(window: DateRange, *, latency: bool = True, **filters: Any) -> list[dict[str, Any]]:
+    return list_usage(UsageQuery(start=window.start, end=window.end, **filters), latency=latency)
+
+
+def _totals(window: DateRange, dimension: str, **filters: Any) -> dict[str, dict[str, Any]]:
+    """Cost and requests per ``dimension`` over the window, by its display name."""
+    query = UsageQuery(start=window.start, end=window.end, granularity="total", group_by=(dimension,), **filters)
+    return {row[dimension]: row for row in list_totals(query)}
 
 
 def _near_caps(now: Any, *, limit: int = 8) -> list[BudgetRow]:
@@ -108,8 +114,7 @@ def customers(request: HttpRequest) -> HttpResponse:
     listed = Customer.objects.all()
     if search:
         listed = listed.filter(Q(name__icontains=search) | Q(external_id__icontains=search))
-    current = {row["customer"]: row for row in _usage(window, granularity="total", group_by=("customer",))}
-    previous = {row["customer"]: row for row in _usage(window.previous, granularity="total", group_by=("customer",))}
+    current, previous = _totals(window, "customer"), _totals(window.previous, "customer")
     budgets = list(Budget.objects.filter(scope_type=BudgetScope.CUSTOMER))
     statuses = governance_selectors.budget_statuses(budgets, now=now)
     use: dict[int, Decimal] = {}
@@ -183,8 +188,7 @@ def teams(request: HttpRequest) -> HttpResponse:
     listed = Team.objects.select_related("customer").order_by("slug")
     if search:
         listed = listed.filter(Q(name__icontains=search) | Q(slug__icontains=search))
-    current = {row["team"]: row for row in _usage(window, granularity="total", group_by=("team",))}
-    previous = {row["team"]: row for row in _usage(window.previous, granularity="total", group_by=("team",))}
+    current, previous = _totals(window, "team"), _totals(window.previous, "team")
     rows = []
     for team in listed:
         cost = current.get(team.slug, {}).get("cost", Decimal(0))
@@ -282,7 +286,7 @@ class Scope:
     obj: Any
     title: str
     currency: str
-    filters: dict[str, tuple[str, ...]]
+    filters: dict[str, Any]
 
 
 def _scope(kind: str, pk: int) -> Scope:
