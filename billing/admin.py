@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from billing.models import ModelPrice, RepriceJob, UsageEvent, UsageRollup
+from billing.models import ModelPrice, RepriceJob, UsageEvent, UsageRollup, UsageUnits
 from billing.tiers import TIERS
 from governance.admin import ReadOnlyAdmin
 
@@ -42,3 +42,9 @@ class RollupTierAdmin(ReadOnlyAdmin):
 
 for _tier in TIERS:
     admin.site.register(_tier.model, RollupTierAdmin)
+
+
+@admin.register(UsageUnits)
+class UsageUnitsAdmin(ReadOnlyAdmin):
+    list_display = ["bucket", "customer_id", "team_id", "virtual_key_id", "unit", "amount", "requests"]
+    list_filter = ["unit"]

@@ -129,6 +129,20 @@ def _names(rows: list[dict[str, Any]], group_by: tuple[str, ...]) -> dict[str, d
     return names
 
 
+def _dimension_values(
+    row: dict[str, Any], group_by: tuple[str, ...], names: dict[str, dict[int, str]]
+) -> dict[str, Any]:
+    """The grouped dimensions of a row as people name them (external id, slug, public id)."""
+    values: dict[str, Any] = {}
+    for dimension in group_by:
+        if dimension in _ID_COLUMNS:
+            value = row[_ID_COLUMNS[dimension]]
+            values[dimension] = names[dimension].get(value) if value else None
+        else:
+            values[dimension] = row[dimension] or None
+    return values
+
+
 def _part_rows(
     model: type[UsageSums],
     query: UsageQuery,
@@ -225,12 +239,7 @@ def list_usage(query: UsageQuery, *, latency: bool = True) -> list[dict[str, Any
         result: dict[str, Any] = {}
         if "period" in row:
             result["bucket"] = row["period"].astimezone(zone)
-        for dimension in query.group_by:
-            if dimension in _ID_COLUMNS:
-                value = row[_ID_COLUMNS[dimension]]
-                result[dimension] = names[dimension].get(value) if value else None
-            else:
-                result[dimension] = row[dimension] or None
+        result |= _dimension_values(row, query.group_by, names)
         for name in MEASURES:
             result[name] = row[name] or (Decimal(0) if name in MONEY_MEASURES else 0)
         if not latency:
@@ -256,13 +265,7 @@ def list_totals(query: UsageQuery, measures: tuple[str, ...] = ("cost", "request
     for row in grouped:
         if not row.get("requests"):
             continue
-        result: dict[str, Any] = {}
-        for dimension in query.group_by:
-            if dimension in _ID_COLUMNS:
-                value = row[_ID_COLUMNS[dimension]]
-                result[dimension] = names[dimension].get(value) if value else None
-            else:
-                result[dimension] = row[dimension] or None
+        result = _dimension_values(row, query.group_by, names)
         for name in measures:
             result[name] = row[name] or (Decimal(0) if name in MONEY_MEASURES else 0)
         results.append(result)

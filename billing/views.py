@@ -30,6 +30,15 @@ from governance.actors import actor_from_request
 from governance.models import Alert, Budget, BudgetScope, Customer, Team, VirtualKey, VirtualKeyStatus
 from governance.selectors import BudgetRow
 
+PRICE_RATE_COLUMNS = (
+    "input_per_million",
+    "cached_input_per_million",
+    "cache_write_per_million",
+    "output_per_million",
+    "per_image",
+    "per_gpu_second",
+    "per_request",
+)
 BREAKDOWNS = {"model": "Model", "provider": "Provider", "team": "Team", "pipeline_stage": "Pipeline stage"}
 
 
@@ -494,37 +503,8 @@ def prices(request: HttpRequest) -> HttpResponse:
     if search:
         catalog = catalog.filter(Q(provider__icontains=search) | Q(model__icontains=search))
     if wants_csv(request):
-        return csv_response(
-            "prices.csv",
-            [
-                "provider",
-                "model",
-                "effective_from",
-                "currency",
-                "input_per_million",
-                "cached_input_per_million",
-                "cache_write_per_million",
-                "output_per_million",
-                "per_image",
-                "per_gpu_second",
-                "per_request",
-                "source",
-            ],
-            catalog.values_list(
-                "provider",
-                "model",
-                "effective_from",
-                "currency",
-                "input_per_million",
-                "cached_input_per_million",
-                "cache_write_per_million",
-                "output_per_million",
-                "per_image",
-                "per_gpu_second",
-                "per_request",
-                "source",
-            ),
-        )
+        columns = ["provider", "model", "effective_from", "currency", *PRICE_RATE_COLUMNS, "source"]
+        return csv_response("prices.csv", columns, catalog.values_list(*columns))
     return render(
         request,
         "dashboard/prices.html",

@@ -35,16 +35,6 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _scope_name(budget: Budget) -> str:
-    if budget.scope_type == BudgetScope.CUSTOMER and budget.customer is not None:
-        return f"customer {budget.customer.external_id}"
-    if budget.scope_type == BudgetScope.TEAM and budget.team is not None:
-        return f"team {budget.team.slug}"
-    if budget.scope_type == BudgetScope.VIRTUAL_KEY and budget.virtual_key is not None:
-        return f"key {budget.virtual_key.public_id}"
-    return "organization"
-
-
 def render_desired_state(*, now: datetime) -> dict[str, Any]:
     """Every live key (active or blocked, not past its expiry) with what a gateway needs
     to enforce it; revoked and expired keys are left out, so gateways drop them.
@@ -77,7 +67,7 @@ def render_desired_state(*, now: datetime) -> dict[str, Any]:
             *(remaining_usd[(BudgetScope.CUSTOMER, key.customer_id)] if key.customer_id else []),
         ]
         blockers = sorted(key.blocked_by.all(), key=lambda b: b.pk)
-        reasons = [f"budget {b.pk} exceeded ({b.period}, {_scope_name(by_id.get(b.pk, b))})" for b in blockers]
+        reasons = [f"budget {b.pk} exceeded ({b.period}, {by_id.get(b.pk, b).scope_label()})" for b in blockers]
         entry: dict[str, Any] = {
             "id": key.public_id,
             "name": key.name,

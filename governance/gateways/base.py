@@ -107,5 +107,25 @@ class Session:
         return http().request(method, self.base_url + path, headers=self.headers, timeout=self.timeout, **kwargs)
 
 
+def raise_for_answer(response: httpx.Response, method: str, path: str) -> Any:
+    """The JSON of a 2xx answer; otherwise a GatewayError with the gateway's own message
+    (``{"error": {"message"}}`` for Bifrost and LiteLLM, ``{"detail"}`` for FastAPI)."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if not 200 <= response.status_code < 300:
+        message = ""
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            message = str(payload["error"].get("message", ""))
+        elif isinstance(payload, dict) and "detail" in payload:
+            message = str(payload["detail"])[:300]
+        raise GatewayError(
+            f"{method} {path}: HTTP {response.status_code} {message or response.text[:200]}".strip(),
+            response.status_code,
+        )
+    return payload
+
+
 def describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]

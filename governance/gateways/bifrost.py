@@ -32,7 +32,16 @@ from typing import Any
 
 import httpx
 
-from governance.gateways.base import Adapter, ApplyResult, GatewayError, Observation, Revision, Session, describe
+from governance.gateways.base import (
+    Adapter,
+    ApplyResult,
+    GatewayError,
+    Observation,
+    Revision,
+    Session,
+    describe,
+    raise_for_answer,
+)
 
 API = "/api/governance"
 
@@ -111,21 +120,9 @@ class BifrostAdapter(Adapter):
 
     @staticmethod
     def _call(client: Session, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        response = client.request(method, API + path, json=body)
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not 200 <= response.status_code < 300:
-            message = ""
-            if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-                message = str(payload["error"].get("message", ""))
-            raise GatewayError(
-                f"{method} {path}: HTTP {response.status_code} {message or response.text[:200]}".strip(),
-                response.status_code,
-            )
+        payload = raise_for_answer(client.request(method, API + path, json=body), method, path)
         if not isinstance(payload, dict):
-            raise GatewayError(f"{method} {path}: the answer is not a JSON object", response.status_code)
+            raise GatewayError(f"{method} {path}: the answer is not a JSON object")
         return payload
 
     def _list(self, client: Session, what: str) -> list[dict[str, Any]]:

@@ -25,7 +25,16 @@ import httpx
 
 from governance.crypto import decrypt
 from governance.desired_state import canonical_json, content_sha256
-from governance.gateways.base import Adapter, ApplyResult, GatewayError, Observation, Revision, Session, describe
+from governance.gateways.base import (
+    Adapter,
+    ApplyResult,
+    GatewayError,
+    Observation,
+    Revision,
+    Session,
+    describe,
+    raise_for_answer,
+)
 from governance.models import VirtualKey
 
 PREVIOUS = "~previous"
@@ -58,22 +67,7 @@ class LiteLLMAdapter(Adapter):
 
     @staticmethod
     def _call(client: Session, method: str, path: str, **kwargs: Any) -> Any:
-        response = client.request(method, path, **kwargs)
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not 200 <= response.status_code < 300:
-            message = ""
-            if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-                message = str(payload["error"].get("message", ""))
-            elif isinstance(payload, dict) and "detail" in payload:
-                message = str(payload["detail"])[:300]
-            raise GatewayError(
-                f"{method} {path}: HTTP {response.status_code} {message or response.text[:200]}".strip(),
-                response.status_code,
-            )
-        return payload
+        return raise_for_answer(client.request(method, path, **kwargs), method, path)
 
     def _secrets(self, public_ids: list[str]) -> dict[str, tuple[str, str]]:
         rows = VirtualKey.objects.filter(public_id__in=public_ids).values_list(

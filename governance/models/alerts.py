@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from governance.models.budgets import Budget, BudgetPeriod
+from governance.models.budgets import Budget, BudgetPeriod, scope_matches_type
 from governance.models.organization import Customer, Team
 
 
@@ -78,15 +78,7 @@ class AlertChannel(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(
-                condition=(
-                    Q(scope_type="organization", customer__isnull=True, team__isnull=True, virtual_key__isnull=True)
-                    | Q(scope_type="customer", customer__isnull=False, team__isnull=True, virtual_key__isnull=True)
-                    | Q(scope_type="team", customer__isnull=True, team__isnull=False, virtual_key__isnull=True)
-                    | Q(scope_type="virtual_key", customer__isnull=True, team__isnull=True, virtual_key__isnull=False)
-                ),
-                name="alert_channel_scope_matches_type",
-            ),
+            models.CheckConstraint(condition=scope_matches_type(), name="alert_channel_scope_matches_type"),
         ]
 
     def __str__(self) -> str:

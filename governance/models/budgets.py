@@ -22,6 +22,17 @@ class BudgetPeriodKind(models.TextChoices):
     YEARLY = "yearly"
 
 
+def scope_matches_type() -> Q:
+    """Exactly the foreign key the scope type names is set (none for the organization);
+    budgets and alert channels attach to scopes alike."""
+    return (
+        Q(scope_type="organization", customer__isnull=True, team__isnull=True, virtual_key__isnull=True)
+        | Q(scope_type="customer", customer__isnull=False, team__isnull=True, virtual_key__isnull=True)
+        | Q(scope_type="team", customer__isnull=True, team__isnull=False, virtual_key__isnull=True)
+        | Q(scope_type="virtual_key", customer__isnull=True, team__isnull=True, virtual_key__isnull=False)
+    )
+
+
 class Budget(models.Model):
     """A spending limit on one scope, per calendar period in the budget's timezone.
 
@@ -52,15 +63,7 @@ class Budget(models.Model):
         ordering = ["id"]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="budget_amount_positive"),
-            models.CheckConstraint(
-                condition=(
-                    Q(scope_type="organization", customer__isnull=True, team__isnull=True, virtual_key__isnull=True)
-                    | Q(scope_type="customer", customer__isnull=False, team__isnull=True, virtual_key__isnull=True)
-                    | Q(scope_type="team", customer__isnull=True, team__isnull=False, virtual_key__isnull=True)
-                    | Q(scope_type="virtual_key", customer__isnull=True, team__isnull=True, virtual_key__isnull=False)
-                ),
-                name="budget_scope_matches_type",
-            ),
+            models.CheckConstraint(condition=scope_matches_type(), name="budget_scope_matches_type"),
         ]
 
     def __str__(self) -> str:
@@ -71,6 +74,16 @@ class Budget(models.Model):
     @property
     def scope_id(self) -> int | None:
         return self.customer_id or self.team_id or self.virtual_key_id
+
+    def scope_label(self) -> str:
+        """``customer acme_corp``, ``team research``, ``key vk_… (name)`` or ``the organization``."""
+        if self.scope_type == BudgetScope.CUSTOMER and self.customer is not None:
+            return f"customer {self.customer.external_id}"
+        if self.scope_type == BudgetScope.TEAM and self.team is not None:
+            return f"team {self.team.slug}"
+        if self.scope_type == BudgetScope.VIRTUAL_KEY and self.virtual_key is not None:
+            return f"key {self.virtual_key.public_id} ({self.virtual_key.name})"
+        return "the organization"
 
     def limit_at(self, now: datetime) -> Decimal:
         """The amount in force at ``now``: the base amount plus an unexpired override."""

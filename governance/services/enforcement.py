@@ -204,16 +204,6 @@ def refresh_key_blocks(key: VirtualKey, *, now: datetime) -> None:
 # --- messages -----------------------------------------------------------------------------
 
 
-def scope_label(budget: Budget) -> str:
-    if budget.scope_type == BudgetScope.CUSTOMER and budget.customer is not None:
-        return f"customer {budget.customer.external_id}"
-    if budget.scope_type == BudgetScope.TEAM and budget.team is not None:
-        return f"team {budget.team.slug}"
-    if budget.scope_type == BudgetScope.VIRTUAL_KEY and budget.virtual_key is not None:
-        return f"key {budget.virtual_key.public_id} ({budget.virtual_key.name})"
-    return "the organization"
-
-
 def _money(value: Decimal, currency: str) -> str:
     return f"{value.quantize(Decimal('0.01')):,} {currency}"
 
@@ -225,7 +215,7 @@ def _when(value: datetime) -> str:
 def _message(
     budget: Budget, kind: str, threshold: int, spent: Decimal, limit: Decimal, p: PeriodSpend, **extra: str
 ) -> str:
-    head = f"Budget {budget.pk} ({scope_label(budget)}, {budget.period} {_money(limit, budget.currency)})"
+    head = f"Budget {budget.pk} ({budget.scope_label()}, {budget.period} {_money(limit, budget.currency)})"
     period = f"the period {_when(p.start)} to {_when(p.end)}"
     used = f"{_money(spent, budget.currency)} spent ({bs.percent_of(spent, limit)}%)"
     if kind == AlertKind.SOFT:
@@ -297,7 +287,7 @@ def _evaluate(budget: Budget, p: PeriodSpend, *, now: datetime, outcome: Outcome
         return  # a late event in a past period alerts, but blocking is about now
     if budget.hard_cap and exceeded and (p.before is None or not was_exceeded):
         spent, cap = _money(p.after, budget.currency), _money(limit, budget.currency)
-        reason = f"exceeded: {budget.period} {scope_label(budget)} spent {spent} of {cap}"
+        reason = f"exceeded: {budget.period} {budget.scope_label()} spent {spent} of {cap}"
         outcome.blocked += block_keys(budget, now=now, reason=reason)
     elif not (budget.hard_cap and exceeded) and (p.before is None or was_exceeded):
         outcome.unblocked += unblock_keys(budget, now=now, reason="no longer exceeded")

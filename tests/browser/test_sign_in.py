@@ -23,7 +23,7 @@ def test_user_signs_in_sees_the_overview_and_signs_out(server_url, page):
 
     page.wait_for_selector("[data-testid=customers]")
     assert page.text_content("[data-testid=customers]") == "2"
-    assert "admin" in page.text_content("main")
+    assert "admin" in page.text_content(".who")  # the roles the user acts with
     assert page.evaluate("getComputedStyle(document.body).margin") == "0px", "stylesheet did not load"
 
     page.click("text=Sign out")
