@@ -23,7 +23,7 @@ from billing.models import ModelPrice, RepriceJob, UsageEvent
 from billing.repricing import add_price, request_reprice
 from billing.selectors import UsageQuery, list_totals, list_usage, sum_units
 from bursar.errors import DomainError
-from bursar.pages import DateRange, csv_response, date_range, page, percent_change, wants_csv
+from bursar.pages import DateRange, csv_response, date_range, page, page_number, percent_change, wants_csv
 from governance import permissions
 from governance import selectors as governance_selectors
 from governance.actors import actor_from_request
@@ -203,6 +203,7 @@ def teams(request: HttpRequest) -> HttpResponse:
         cost = current.get(team.slug, {}).get("cost", Decimal(0))
         prior = previous.get(team.slug, {}).get("cost", Decimal(0))
         rows.append({"team": team, "cost": cost, "change": percent_change(cost, prior),
+                     "currency": team.customer.currency if team.customer else "USD",
                      "requests": current.get(team.slug, {}).get("requests", 0)})  # fmt: skip
     rows.sort(key=lambda row: -row["cost"])
     if wants_csv(request):
@@ -259,8 +260,7 @@ def keys(request: HttpRequest) -> HttpResponse:
                 for k in listed.iterator(chunk_size=2000)
             ],
         )
-    raw = request.GET.get("page", "1")
-    number = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    number = page_number(request)
     chunk = list(listed[(number - 1) * 100 : number * 100 + 1])
     rows, has_next = chunk[:100], len(chunk) > 100
     spend = (
@@ -277,7 +277,9 @@ def keys(request: HttpRequest) -> HttpResponse:
         request,
         "dashboard/keys.html",
         {
-            "rows": [(key, spend.get(key.public_id, {})) for key in rows],
+            "rows": [
+                (key, spend.get(key.public_id, {}), key.customer.currency if key.customer else "USD") for key in rows
+            ],
             "window": window,
             "now": now,
             "search": search,
@@ -423,7 +425,7 @@ def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _spend_page(request, _scope("team", pk))
 
 
-@page(permissions.can_view_usage)
+@page(permissions.can_view_virtual_keys)  # finance reads spend by customer and team, not keys
 def key_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _spend_page(request, _scope("virtual_key", pk))
 
@@ -431,6 +433,8 @@ def key_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @page(permissions.can_view_usage)
 def scope_events(request: HttpRequest, kind: str, pk: str) -> HttpResponse:
     """The raw events of one customer, team or key in the range, newest first."""
+    if kind == "virtual_key" and not permissions.can_view_virtual_keys(request.roles):  # type: ignore[attr-defined]
+        raise PermissionDenied("Your role does not allow key pages.")
     scope = _scope(kind, int(pk))
     window = date_range(request)
     column = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}[kind]
@@ -464,7 +468,7 @@ def scope_events(request: HttpRequest, kind: str, pk: str) -> HttpResponse:
             )[:100_000],
         )
     # No COUNT(*) over millions of rows: a page shows 100 and knows only whether more follow.
-    number = max(1, int(request.GET.get("page", "1")) if request.GET.get("page", "1").isdigit() else 1)
+    number = page_number(request)
     chunk = list(events[(number - 1) * 100 : number * 100 + 1])
     return render(
         request,

@@ -103,6 +103,10 @@ def date_range(request: HttpRequest, *, now: datetime | None = None) -> DateRang
             last = date.fromisoformat(raw_end) if raw_end else now.date()
         except ValueError:
             return _preset(DEFAULT_PRESET, now, end, error="Dates are YYYY-MM-DD; showing the last 30 days.")
+        if not date(2000, 1, 1) <= first <= last <= date(2100, 1, 1):
+            return _preset(
+                DEFAULT_PRESET, now, end, error="Dates run from 2000 to 2100, start first; showing the last 30 days."
+            )
         start = datetime(first.year, first.month, first.day, tzinfo=UTC)
         stop = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
         if stop <= start:
@@ -120,6 +124,33 @@ def _preset(preset: str, now: datetime, end: datetime, error: str = "") -> DateR
         return DateRange(now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), end, preset, error)
     spans = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
     return DateRange(end - spans[preset], end, preset, error)
+
+
+def int_param(raw: str | None, *, default: int, minimum: int = 0, maximum: int = 10**9) -> int | None:
+    """A whole number from a URL or form value, clamped to ``[minimum, maximum]``; None
+    when the value is there but is not a plain ASCII number (``²`` is a digit to
+    ``str.isdigit``, not to ``int``)."""
+    if raw is None or raw.strip() == "":
+        return default
+    text = raw.strip()
+    if not (text.isascii() and text.isdecimal()) or len(text) > 12:
+        return None
+    return max(minimum, min(maximum, int(text)))
+
+
+def page_number(request: HttpRequest) -> int:
+    return int_param(request.GET.get("page"), default=1, minimum=1, maximum=100_000) or 1
+
+
+def percentages(raw: str) -> list[int] | None:
+    """``"50, 80%"`` → ``[50, 80]``; None when an item is not a whole percentage."""
+    values = []
+    for item in raw.replace(",", " ").split():
+        number = int_param(item.rstrip("%"), default=-1, maximum=1000)
+        if number is None or number < 0:
+            return None
+        values.append(number)
+    return values
 
 
 def wants_csv(request: HttpRequest) -> bool:

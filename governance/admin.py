@@ -69,6 +69,7 @@ class VirtualKeyAdmin(ReadOnlyAdmin):
         "secret_encrypted",
         "previous_secret_encrypted",
         "litellm_sha256",
+        "previous_litellm_sha256",
     ]
     list_select_related = ["team", "customer"]
 

@@ -195,14 +195,24 @@ def resolve_attribution(*, key_refs: set[str], customer_refs: set[str], team_ref
             | Q(secret_prefix__in=key_refs)
             | Q(secret_sha256__in=key_refs)
             | Q(litellm_sha256__in=key_refs)
+            | Q(previous_litellm_sha256__in=key_refs)
             | Q(name__in=key_refs)
         ).values_list(
-            "pk", "public_id", "secret_prefix", "secret_sha256", "litellm_sha256", "name", "team_id", "customer_id"
+            "pk",
+            "public_id",
+            "secret_prefix",
+            "secret_sha256",
+            "litellm_sha256",
+            "previous_litellm_sha256",
+            "name",
+            "team_id",
+            "customer_id",
         )
         by_name: dict[str, list[KeyOwnership]] = {}
-        for pk, public_id, prefix, digest, litellm_digest, name, team_id, customer_id in rows:
+        for pk, public_id, prefix, digest, litellm_digest, previous_litellm, name, team_id, customer_id in rows:
             owner = KeyOwnership(pk, team_id, customer_id)
-            for ref in (public_id, prefix, digest, litellm_digest):
+            # The previous LiteLLM key keeps working (and spending) during a rotation's grace window.
+            for ref in (public_id, prefix, digest, litellm_digest, previous_litellm):
                 if ref in key_refs:
                     keys[ref] = owner
             by_name.setdefault(name, []).append(owner)

@@ -18,7 +18,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.serializers import BaseSerializer
 
 from bursar.errors import DomainError
-from bursar.pages import csv_response, date_range, page, wants_csv
+from bursar.pages import csv_response, date_range, int_param, page, page_number, percentages, wants_csv
 from governance import permissions, selectors
 from governance.actors import actor_from_request
 from governance.api import serializers as s
@@ -49,8 +49,7 @@ def _lines(value: str) -> list[str]:
 
 
 def _page_of(items: QuerySet[Any], request: HttpRequest) -> tuple[list[Any], int, bool]:
-    raw = request.GET.get("page", "1")
-    number = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    number = page_number(request)
     chunk = list(items[(number - 1) * PAGE_SIZE : number * PAGE_SIZE + 1])
     return chunk[:PAGE_SIZE], number, len(chunk) > PAGE_SIZE
 
@@ -100,8 +99,8 @@ def rotate_key(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     key = get_object_or_404(VirtualKey, pk=pk)
-    raw = request.POST.get("grace_seconds", "3600")
-    grace = timedelta(seconds=int(raw)) if raw.isdigit() else timedelta(hours=1)
+    seconds = int_param(request.POST.get("grace_seconds"), default=3600, maximum=30 * 86400)
+    grace = timedelta(seconds=3600 if seconds is None else seconds)
     try:
         issued = key_services.rotate_virtual_key(
             actor=actor_from_request(request, via="ui"), key=key, grace=grace, now=timezone.now()
@@ -221,9 +220,12 @@ def _change_budget(request: HttpRequest, budget: Budget) -> dict[str, str]:
     action = request.POST.get("action")
     try:
         if action == "update":
+            thresholds = percentages(request.POST.get("soft_thresholds", ""))
+            if thresholds is None:
+                return {"soft_thresholds": "whole percentages separated by commas, e.g. 50, 80"}
             data = {
                 "amount": request.POST.get("amount", ""),
-                "soft_thresholds": [int(v) for v in _lines(request.POST.get("soft_thresholds", "")) if v.isdigit()],
+                "soft_thresholds": thresholds,
                 "hard_cap": request.POST.get("hard_cap") == "on",
             }
             serializer = s.BudgetWriteSerializer(data=data, partial=True)
@@ -260,11 +262,13 @@ def new_budget(request: HttpRequest) -> HttpResponse:
             "currency": form.get("currency") or "USD",
             "period": form.get("period", "monthly"),
             "timezone": form.get("timezone") or "UTC",
-            "soft_thresholds": [int(v) for v in _lines(form.get("soft_thresholds", "")) if v.isdigit()],
+            "soft_thresholds": percentages(form.get("soft_thresholds", "")) or [],
             "hard_cap": form.get("hard_cap") == "on",
         }
         serializer = s.BudgetWriteSerializer(data=data)
-        if serializer.is_valid():
+        if percentages(form.get("soft_thresholds", "")) is None:
+            errors = {"soft_thresholds": "whole percentages separated by commas, e.g. 50, 80"}
+        elif serializer.is_valid():
             try:
                 budget = budget_services.create_budget(
                     actor=actor_from_request(request, via="ui"), now=timezone.now(), **serializer.validated_data
@@ -295,8 +299,9 @@ def alerts(request: HttpRequest) -> HttpResponse:
     kind, budget = request.GET.get("kind", ""), request.GET.get("budget", "")
     if kind:
         listed = listed.filter(kind=kind)
-    if budget.isdigit():
-        listed = listed.filter(budget_id=int(budget))
+    budget_id = int_param(budget, default=0, maximum=2**62)
+    if budget_id:
+        listed = listed.filter(budget_id=budget_id)
     if wants_csv(request):
         return csv_response(
             "alerts.csv",
@@ -328,7 +333,9 @@ def channels(request: HttpRequest) -> HttpResponse:
     actor = actor_from_request(request, via="ui")
     action = request.POST.get("action", "create")
     if action in ("enable", "disable", "delete"):
-        channel = get_object_or_404(AlertChannel, pk=request.POST.get("channel", "0"))
+        channel = get_object_or_404(
+            AlertChannel, pk=int_param(request.POST.get("channel"), default=0, maximum=2**62) or 0
+        )
         if action == "delete":
             alert_services.delete_alert_channel(actor=actor, channel=channel)
         else:
@@ -351,10 +358,11 @@ def channels(request: HttpRequest) -> HttpResponse:
         except DomainError as error:
             errors = {error.field or "form": str(error)}
         else:
-            if created.secret:
-                messages.success(request, f"Channel added. Its signing secret, shown this once: {created.secret}")
-            else:
-                messages.success(request, "Channel added.")
+            if created.secret:  # shown in this response only, never stored in a message or session
+                return render(
+                    request, "dashboard/channel_secret.html", {"channel": created.channel, "secret": created.secret}
+                )
+            messages.success(request, "Channel added.")
             return redirect("dashboard:alerts")
     else:
         errors = _errors(serializer)
@@ -427,9 +435,13 @@ def audit(request: HttpRequest) -> HttpResponse:
     if filters["actor"]:
         entries = entries.filter(actor__icontains=filters["actor"])
     for name, lookup in (("since", "at__gte"), ("until", "at__lt")):
-        moment = parse_datetime(filters[name]) if filters[name] else None
-        if moment is None and filters[name]:
-            moment = parse_datetime(filters[name] + "T00:00:00+00:00")
+        try:
+            moment = parse_datetime(filters[name]) if filters[name] else None
+            if moment is None and filters[name]:
+                moment = parse_datetime(filters[name] + "T00:00:00+00:00")
+        except ValueError:  # well formed but impossible, e.g. 2024-02-30
+            moment = None
+            messages.error(request, f"{name}: {filters[name]!r} is not a date; it was ignored.")
         if moment is not None:
             entries = entries.filter(**{lookup: moment})
     if wants_csv(request):

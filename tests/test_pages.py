@@ -53,7 +53,8 @@ PAGES = [
     ("customer", lambda w: f"/customers/{w['customer'].pk}/", {"admin", "finance", "viewer"}),
     ("teams", lambda w: "/teams/", {"admin", "finance", "viewer"}),
     ("team", lambda w: f"/teams/{w['team'].pk}/", {"admin", "finance", "viewer"}),
-    ("key spend", lambda w: f"/keys/{w['key'].pk}/", {"admin", "finance", "viewer"}),
+    ("key spend", lambda w: f"/keys/{w['key'].pk}/", {"admin", "viewer"}),
+    ("key events", lambda w: f"/virtual_key/{w['key'].pk}/events/", {"admin", "viewer"}),
     ("events", lambda w: f"/customer/{w['customer'].pk}/events/", {"admin", "finance", "viewer"}),
     ("keys", lambda w: "/keys/", {"admin", "viewer"}),
     ("issue key", lambda w: "/keys/new/", {"admin"}),
@@ -177,10 +178,11 @@ def test_budget_forms_create_change_and_override(world):
 
 def test_channels_are_added_with_the_secret_shown_once(world):
     client = client_as("admin")
-    response = client.post("/alerts/channels/", {"kind": "webhook", "target": "https://example.com/hook"}, follow=True)
-    assert b"whsec_" in response.content
+    response = client.post("/alerts/channels/", {"kind": "webhook", "target": "https://example.com/hook"})
+    assert response.status_code == 200 and response.context["secret"].startswith("whsec_")
     channel = AlertChannel.objects.get()
     assert client.get("/alerts/").content.decode().count("whsec_") == 0
+    assert "whsec_" not in str(client.session.items())  # not kept in a message or the session
     client.post("/alerts/channels/", {"action": "disable", "channel": channel.pk})
     assert not AlertChannel.objects.get().enabled
     refused = client.post("/alerts/channels/", {"kind": "email", "target": "nope"})
@@ -221,3 +223,55 @@ def test_cost_per_unit_of_work_comes_from_event_units(gateway):
     html = client_as("finance").get(f"/customers/{customer.pk}/").content.decode()
 
     assert "Cost per renders" in html and 'data-testid="per-unit">$0.2500<' in html  # $2.00 over 8 renders
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/customers/?start=2024-01-01&end=9999-12-31",
+        "/keys/?page=²",
+        "/keys/?page=99999999999999999999999",
+        "/alerts/?budget=99999999999999999999999&page=-3",
+        "/alerts/?budget=abc",
+        "/audit/?since=2024-02-30&until=2024-13-01",
+        "/audit/?page=" + "9" * 5000,
+        "/customer/1/events/?page=x",
+        "/budgets/1/?page=²",
+    ],
+)
+def test_odd_query_strings_never_500(world, path):
+    assert client_as("admin").get(path).status_code in (200, 404)
+
+
+def test_keys_and_teams_without_a_customer_list_fine(world):
+    make_key(name="internal tool")
+    make_team(slug="platform")
+    client = client_as("admin")
+    assert b"internal tool" in client.get("/keys/").content
+    assert b"platform" in client.get("/teams/").content
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"action": "delete", "channel": "abc"},
+        {"action": "disable", "channel": ""},
+        {"action": "enable", "channel": "99999999999999999999999"},
+    ],
+)
+def test_odd_channel_forms_are_404_not_500(world, form):
+    assert client_as("admin").post("/alerts/channels/", form).status_code == 404
+
+
+def test_rotate_with_an_absurd_grace_is_clamped_not_a_500(world):
+    response = client_as("admin").post(f"/keys/{world['key'].pk}/rotate/", {"grace_seconds": "9" * 30})
+    assert response.status_code == 200
+
+
+def test_thresholds_with_percent_signs_are_understood_and_junk_is_refused(world):
+    client = client_as("admin")
+    budget = world["budget"]
+    client.post(f"/budgets/{budget.pk}/", {"action": "update", "amount": "50", "soft_thresholds": "50%, 80%"})
+    assert Budget.objects.get(pk=budget.pk).soft_thresholds == [50, 80]
+    refused = client.post(f"/budgets/{budget.pk}/", {"action": "update", "amount": "50", "soft_thresholds": "half"})
+    assert refused.status_code == 200 and "soft_thresholds" in refused.context["errors"]

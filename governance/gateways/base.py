@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class ApplyResult:
     # Adapter data to keep on the node (e.g. which Bifrost id holds which Bursar key).
     state: dict[str, Any] | None = None
     changes: int = 0  # requests that changed something on the gateway
+    warning: str = ""  # applied, but something in the desired state could not be (shown as drift)
 
 
 @dataclass
@@ -107,6 +109,15 @@ class Session:
         return http().request(method, self.base_url + path, headers=self.headers, timeout=self.timeout, **kwargs)
 
 
+# Keys and tokens a gateway might echo back in an error (LiteLLM's 422 repeats the body):
+# what is stored in last_error, push attempts and logs never holds one.
+_SECRETS = re.compile(r"(sk-|vk_|bsn_|bsr_|whsec_)[A-Za-z0-9_\-]{6,}")
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(lambda match: f"{match.group(1)}[redacted]", text)
+
+
 def raise_for_answer(response: httpx.Response, method: str, path: str) -> Any:
     """The JSON of a 2xx answer; otherwise a GatewayError with the gateway's own message
     (``{"error": {"message"}}`` for Bifrost and LiteLLM, ``{"detail"}`` for FastAPI)."""
@@ -121,11 +132,11 @@ def raise_for_answer(response: httpx.Response, method: str, path: str) -> Any:
         elif isinstance(payload, dict) and "detail" in payload:
             message = str(payload["detail"])[:300]
         raise GatewayError(
-            f"{method} {path}: HTTP {response.status_code} {message or response.text[:200]}".strip(),
+            redact(f"{method} {path}: HTTP {response.status_code} {message or response.text[:200]}".strip()),
             response.status_code,
         )
     return payload
 
 
 def describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]
+    return redact(f"{type(exc).__name__}: {exc}")[:500]

@@ -21,6 +21,9 @@ Caveats, from Bifrost's design:
   and repairs drift; budgets are not pushed as Bifrost budgets, because each replica
   would count only its own traffic (N replicas allow N times the cap): Bursar enforces caps itself
   and turns the key off everywhere.
+- Bifrost's PUT skips null fields and reads an empty model list as "deny all": a limit
+  Bursar drops is removed with an all-null rate limit first, and a key Bursar opens to
+  every model gets ``["*"]`` on each provider Bifrost had for it.
 - Keys that leave the desired state (revoked, expired) are deleted, but only those
   Bursar has governed on that node (their ids are kept in the node's ``state``).
 """
@@ -87,6 +90,39 @@ def rate_limit(entry: dict[str, Any]) -> dict[str, Any]:
         "token_max_limit": tpm,
         "token_reset_duration": "1m" if tpm else None,
     }
+
+
+NO_LIMIT = {
+    "request_max_limit": None,
+    "request_reset_duration": None,
+    "token_max_limit": None,
+    "token_reset_duration": None,
+}
+
+
+def clears_a_limit(found: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether ``body`` drops a per-minute limit the Bifrost key still has."""
+    held, wanted = found.get("rate_limit") or {}, body.get("rate_limit") or {}
+    return any(
+        held.get(name) is not None and wanted.get(name) is None for name in ("request_max_limit", "token_max_limit")
+    )
+
+
+def widen_models(body: dict[str, Any], found: dict[str, Any]) -> dict[str, Any]:
+    """Bursar allows every model but the Bifrost key restricts some: Bifrost cannot be
+    told "no restriction" (an empty list denies everything), so each provider it has
+    is opened to every model (``["*"]``)."""
+    if "provider_configs" in body:
+        return body
+    configs = found.get("provider_configs") or []
+    if all((c.get("allowed_models") or []) == ["*"] for c in configs):
+        return body
+    opened = [
+        {"id": c["id"], "provider": c.get("provider"), "allowed_models": ["*"], "key_ids": c.get("key_ids") or ["*"]}
+        for c in configs
+        if c.get("provider")
+    ]
+    return {**body, "provider_configs": opened}
 
 
 def differences(found: dict[str, Any], body: dict[str, Any]) -> list[str]:
@@ -200,7 +236,15 @@ class BifrostAdapter(Adapter):
                             changes += 1
                         else:
                             state["keys"][entry["id"]] = str(found["id"])
+                            body = widen_models(body, found)
                             if differences(found, body):
+                                if clears_a_limit(found, body):
+                                    # Bifrost's PUT skips null fields; only an all-null rate
+                                    # limit removes one. Remove it, then set what remains.
+                                    owner = {k: body[k] for k in ("team_id", "customer_id") if k in body}
+                                    path = f"/virtual-keys/{found['id']}"
+                                    self._call(client, "PUT", path, {"rate_limit": NO_LIMIT, **owner})
+                                    changes += 1
                                 self._call(client, "PUT", f"/virtual-keys/{found['id']}", body)
                                 changes += 1
                     except GatewayError as exc:
@@ -241,7 +285,7 @@ class BifrostAdapter(Adapter):
             ):
                 drift.append(f"{entry['id']}: its team or customer is missing")
                 continue
-            changed = differences(found, self._body(entry, teams, customers))
+            changed = differences(found, widen_models(self._body(entry, teams, customers), found))
             if changed:
                 drift.append(f"{entry['id']}: {', '.join(changed)} differ")
         for public_id in self.node.state.get("keys", {}):

@@ -14,7 +14,7 @@ import httpx
 
 from governance.crypto import decrypt
 from governance.desired_state import canonical_json, content_sha256
-from governance.gateways.base import Adapter, ApplyResult, Observation, Revision, describe, http
+from governance.gateways.base import Adapter, ApplyResult, Observation, Revision, describe, http, redact
 
 
 def signature(body: bytes, ingest_token: str) -> str:
@@ -43,7 +43,9 @@ class GenericAdapter(Adapter):
         if 200 <= response.status_code < 300:
             return ApplyResult(ok=True, status_code=response.status_code, changes=1)
         return ApplyResult(
-            ok=False, status_code=response.status_code, error=f"HTTP {response.status_code}: {response.text[:200]}"
+            ok=False,
+            status_code=response.status_code,
+            error=redact(f"HTTP {response.status_code}: {response.text[:200]}"),
         )
 
     def observe(self, revision: Revision) -> Observation:

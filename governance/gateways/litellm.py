@@ -75,14 +75,14 @@ class LiteLLMAdapter(Adapter):
         )
         return {public_id: (decrypt(current), decrypt(previous)) for public_id, current, previous in rows}
 
-    def _desired(self, entries: list[dict[str, Any]], errors: list[str]) -> dict[str, dict[str, Any]]:
+    def _desired(self, entries: list[dict[str, Any]], skipped: list[str]) -> dict[str, dict[str, Any]]:
         """alias → {"key": raw LiteLLM key, "fields": ..., "blocked": bool}."""
         secrets = self._secrets([entry["id"] for entry in entries])
         desired: dict[str, dict[str, Any]] = {}
         for entry in entries:
             current, previous = secrets.get(entry["id"], ("", ""))
             if not current:
-                errors.append(f"{entry['id']}: issued before gateway provisioning (no stored secret); rotate it")
+                skipped.append(entry["id"])  # issued before provisioning: no stored secret
                 continue
             fields = key_fields(entry)
             blocked = entry["status"] != "active"
@@ -104,11 +104,13 @@ class LiteLLMAdapter(Adapter):
             "customers": sorted(self.node.state.get("customers", [])),
         }
         errors: list[str] = []
+        skipped: list[str] = []
         changes = 0
-        desired = self._desired(entries, errors)
+        desired = self._desired(entries, skipped)
         try:
             with self._client() as client:
                 changes += self._ensure_owners(client, entries, state)
+                changes += self._keep_rotated_keys(client, desired, state)
                 for alias, want in sorted(desired.items()):
                     try:
                         changes += self._apply_key(client, alias, want, state)
@@ -127,7 +129,26 @@ class LiteLLMAdapter(Adapter):
             return ApplyResult(ok=False, error=describe(exc), state=state, changes=changes)
         if errors:
             return ApplyResult(ok=False, error="; ".join(errors)[:2000], state=state, changes=changes)
-        return ApplyResult(ok=True, state=state, changes=changes)
+        warning = (
+            f"not provisioned (issued before Bursar kept secrets for gateways; rotate them): {', '.join(skipped)}"
+            if skipped
+            else ""
+        )
+        return ApplyResult(ok=True, state=state, changes=changes, warning=warning)
+
+    def _keep_rotated_keys(self, client: Session, desired: dict[str, dict[str, Any]], state: dict[str, Any]) -> int:
+        """A rotated key's old LiteLLM key becomes its ``~previous`` key by renaming it,
+        never by deleting and re-creating it: the old secret keeps working throughout."""
+        renamed = 0
+        for alias, held in sorted(state["keys"].items()):
+            previous = desired.get(alias + PREVIOUS)
+            if alias.endswith(PREVIOUS) or previous is None or litellm_hash(previous["key"]) != held["hash"]:
+                continue
+            self._call(client, "POST", "/key/update", json={"key": held["hash"], "key_alias": alias + PREVIOUS})
+            state["keys"][alias + PREVIOUS] = {**held, "fingerprint": ""}  # fields are set again below
+            del state["keys"][alias]
+            renamed += 1
+        return renamed
 
     def _ensure_owners(self, client: Session, entries: list[dict[str, Any]], state: dict[str, Any]) -> int:
         created = 0
@@ -187,8 +208,7 @@ class LiteLLMAdapter(Adapter):
                 raise
 
     def observe(self, revision: Revision) -> Observation:
-        errors: list[str] = []
-        desired = self._desired(revision.content["virtual_keys"], errors)
+        desired = self._desired(revision.content["virtual_keys"], [])
         seen: dict[str, dict[str, Any]] = {}
         try:
             with self._client() as client:

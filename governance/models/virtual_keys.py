@@ -34,6 +34,7 @@ class VirtualKey(models.Model):
     # SHA-256 of the key as a LiteLLM fleet holds it ("sk-" + secret): LiteLLM's callbacks
     # name the key by it (user_api_key_hash), so ingest attributes those events.
     litellm_sha256 = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    previous_litellm_sha256 = models.CharField(max_length=64, blank=True, default="", db_index=True)
     previous_secret_encrypted = models.TextField(blank=True, default="")
     allowed_models = models.JSONField(default=list, blank=True)
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)

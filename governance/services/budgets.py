@@ -40,9 +40,9 @@ BUDGET_FIELDS = (
     "override_expires_at",
     "override_reason",
 )
-# Period rows hold [start, end) bounds computed from these: changing them would leave
-# history that no longer matches, so they are fixed like the scope.
-FIXED_FIELDS = ("scope_type", "scope_id", "customer", "team", "virtual_key", "period", "timezone")
+# Period rows hold [start, end) bounds and spend in the currency computed from these:
+# changing them would leave history that no longer matches, so they are fixed like the scope.
+FIXED_FIELDS = ("scope_type", "scope_id", "customer", "team", "virtual_key", "period", "timezone", "currency")
 
 
 def validate_timezone(name: str) -> str:
@@ -149,7 +149,7 @@ def set_period_spend(budget: Budget, *, start: datetime, end: datetime, spent_us
 
 @transaction.atomic
 def update_budget(*, actor: Actor, budget: Budget, changes: dict[str, Any], now: datetime) -> Budget:
-    """Change a budget's amount, currency, thresholds or cap (scope, period and timezone
+    """Change a budget's amount, thresholds or cap (scope, period, timezone and currency
     are fixed), and apply it to the current period at once: raising the amount unblocks
     and re-arms thresholds above the new percentage; lowering it can block and fire.
 
@@ -168,8 +168,6 @@ def update_budget(*, actor: Actor, budget: Budget, changes: dict[str, Any], now:
     lock_for_update(budget)
     if "amount" in changes and changes["amount"] <= 0:
         raise InvalidInput("must be greater than zero", field="amount")
-    if "currency" in changes:
-        validate_currency(changes["currency"])
     if "soft_thresholds" in changes:
         changes["soft_thresholds"] = normalise_thresholds(changes["soft_thresholds"])
     before = snapshot(budget, BUDGET_FIELDS)

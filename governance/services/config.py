@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -206,10 +208,22 @@ def _push_in_thread(node_id: int, *, force: bool) -> tuple[str, str]:
         connection.close()  # each pool thread had its own connection
 
 
+@contextmanager
+def _holding(node_id: int) -> Iterator[GatewayNode | None]:
+    """The node, held for one delivery. On PostgreSQL a row lock for the whole push (a
+    second pusher waits, then finds it current), so deliveries to a node never overlap
+    or go out of order. On SQLite (the embedded default: one process, pushes one at a
+    time) no transaction is kept open across HTTP, which would lock the whole database."""
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            yield GatewayNode.objects.select_for_update().filter(pk=node_id).first()
+    else:
+        yield GatewayNode.objects.filter(pk=node_id).first()
+
+
 def _push_one(node_id: int, *, force: bool) -> tuple[str, str]:
-    """One node, under its row lock (a second pusher waits, then finds it current)."""
-    with transaction.atomic():
-        node = GatewayNode.objects.select_for_update().filter(pk=node_id).first()
+    """One node, held while it is pushed to (``_holding``)."""
+    with _holding(node_id) as node:
         if node is None:
             return "current", ""
         revision = ConfigRevision.objects.order_by("-version").first()
@@ -249,7 +263,7 @@ def _record(
         node.state = result.state
     if result.ok:
         node.applied_version = max(node.applied_version or 0, version)
-        node.last_error, node.push_failures, node.next_push_at, node.drift = "", 0, None, ""
+        node.last_error, node.push_failures, node.next_push_at, node.drift = "", 0, None, result.warning[:2000]
     else:
         node.push_failures += 1
         node.last_error = result.error[:2000]
@@ -324,8 +338,7 @@ def check_drift(*, node_id: int, now: datetime) -> bool:
 
     Side effects: the node's ``drift`` and ``last_checked_at``; a repair attempt.
     """
-    with transaction.atomic():
-        node = GatewayNode.objects.select_for_update().filter(pk=node_id).first()
+    with _holding(node_id) as node:
         revision = ConfigRevision.objects.order_by("-version").first()
         if node is None or revision is None:
             return False

@@ -93,7 +93,11 @@ def _links() -> Any:
 
 def _lock_keys(ids: list[int]) -> None:
     """Row-lock keys in id order before changing them, so two transactions blocking
-    overlapping scopes queue up instead of deadlocking."""
+    overlapping scopes queue up instead of deadlocking.
+
+    Lock order everywhere: budget period rows (ingest's upsert), then the render mark
+    (``request_render``), then keys in id order, then the audit chain. Key services take
+    the mark before their key row for the same reason."""
     if ids:
         list(VirtualKey.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
 
@@ -116,6 +120,8 @@ def block_keys(budget: Budget, *, now: datetime, reason: str) -> list[int]:
         [links(virtualkey_id=pk, budget_id=budget.pk) for pk, _, _ in live], ignore_conflicts=True
     )
     active = [pk for pk, _, status in live if status == VirtualKeyStatus.ACTIVE]
+    if active:
+        request_render()  # the render mark before any key lock (see _lock_keys)
     _lock_keys(active)
     VirtualKey.objects.filter(pk__in=active, status=VirtualKeyStatus.ACTIVE).update(
         status=VirtualKeyStatus.BLOCKED, updated_at=now
@@ -151,6 +157,7 @@ def unblock_keys(budget: Budget, *, now: datetime, reason: str) -> list[int]:
         .values_list("pk", "public_id")
     )
     if freed:
+        request_render()  # the render mark before any key lock (see _lock_keys)
         _lock_keys([pk for pk, _ in freed])
         VirtualKey.objects.filter(pk__in=[pk for pk, _ in freed], status=VirtualKeyStatus.BLOCKED).exclude(
             Exists(still_blocked)
@@ -189,6 +196,7 @@ def refresh_key_blocks(key: VirtualKey, *, now: datetime) -> None:
 
     Side effects: blocked_by links and the key's status; audit entries for blocks.
     """
+    request_render()
     exceeded = blocking_budgets_for(key, now=now)
     links = _links()
     links.objects.filter(virtualkey_id=key.pk).exclude(budget_id__in=[b.pk for b in exceeded]).delete()

@@ -17,6 +17,7 @@ from governance.models import Customer, Team, VirtualKey, VirtualKeyStatus
 from governance.secrets import generate_secret, sha256_hex
 from governance.services._changes import lock_for_update, save_changes
 from governance.services.audit import record_audit, snapshot
+from governance.services.config import request_render
 from governance.services.enforcement import notify_desired_state_changed, refresh_key_blocks
 
 KEY_FIELDS = (
@@ -125,6 +126,7 @@ def update_virtual_key(*, actor: Actor, key: VirtualKey, changes: dict[str, Any]
 
     Side effects: updates the VirtualKey row; one AuditEntry when something changed.
     """
+    request_render()  # lock order: the render mark before the key (enforcement._lock_keys)
     lock_for_update(key)
     _refuse_if_revoked(key)
     changes = dict(changes)
@@ -154,6 +156,7 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
 
     Side effects: updates the VirtualKey row; one AuditEntry.
     """
+    request_render()  # lock order: the render mark before the key (enforcement._lock_keys)
     lock_for_update(key)
     _refuse_if_revoked(key)
     if grace < timedelta(0) or grace > MAX_GRACE:
@@ -162,10 +165,11 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
     secret = generate_secret("vk_")
     if grace > timedelta(0):
         key.previous_secret_sha256 = key.secret_sha256
+        key.previous_litellm_sha256 = key.litellm_sha256
         key.previous_secret_encrypted = key.secret_encrypted
         key.previous_secret_expires_at = now + grace
     else:
-        key.previous_secret_sha256 = ""
+        key.previous_secret_sha256 = key.previous_litellm_sha256 = ""
         key.previous_secret_encrypted = ""
         key.previous_secret_expires_at = None
     key.secret_sha256 = secret.sha256
@@ -178,6 +182,7 @@ def rotate_virtual_key(*, actor: Actor, key: VirtualKey, grace: timedelta, now: 
             key.save(
                 update_fields=[
                     "previous_secret_sha256",
+                    "previous_litellm_sha256",
                     "previous_secret_encrypted",
                     "previous_secret_expires_at",
                     "secret_sha256",
@@ -202,13 +207,14 @@ def revoke_virtual_key(*, actor: Actor, key: VirtualKey, now: datetime) -> Virtu
 
     Side effects: updates the VirtualKey row; one AuditEntry on the first revoke.
     """
+    request_render()  # lock order: the render mark before the key (enforcement._lock_keys)
     lock_for_update(key)
     if key.status == VirtualKeyStatus.REVOKED:
         return key
     before = snapshot(key, KEY_FIELDS)
     key.status = VirtualKeyStatus.REVOKED
     key.revoked_at = now
-    key.previous_secret_sha256 = ""
+    key.previous_secret_sha256 = key.previous_litellm_sha256 = ""
     key.previous_secret_expires_at = None
     key.secret_encrypted = key.previous_secret_encrypted = ""  # a revoked key is never provisioned again
     key.save(
@@ -216,6 +222,7 @@ def revoke_virtual_key(*, actor: Actor, key: VirtualKey, now: datetime) -> Virtu
             "status",
             "revoked_at",
             "previous_secret_sha256",
+            "previous_litellm_sha256",
             "previous_secret_expires_at",
             "secret_encrypted",
             "previous_secret_encrypted",
@@ -239,6 +246,7 @@ def expire_virtual_keys(*, now: datetime) -> int:
     ).order_by("pk")
     for key in due.iterator():
         with transaction.atomic():
+            request_render()  # lock order: the render mark before the key (enforcement._lock_keys)
             before = snapshot(key, KEY_FIELDS)
             claimed = VirtualKey.objects.filter(pk=key.pk, status=key.status).update(
                 status=VirtualKeyStatus.EXPIRED, updated_at=now
@@ -268,8 +276,12 @@ def end_grace_windows(*, now: datetime) -> int:
     due = VirtualKey.objects.exclude(previous_secret_sha256="").filter(previous_secret_expires_at__lte=now)
     for pk, public_id in due.values_list("pk", "public_id"):
         with transaction.atomic():
+            request_render()
             cleared = VirtualKey.objects.filter(pk=pk, previous_secret_expires_at__lte=now).update(
-                previous_secret_sha256="", previous_secret_encrypted="", previous_secret_expires_at=None
+                previous_secret_sha256="",
+                previous_litellm_sha256="",
+                previous_secret_encrypted="",
+                previous_secret_expires_at=None,
             )
             if cleared:
                 notify_desired_state_changed(reason=f"key {public_id}: rotation grace window ended")

@@ -151,4 +151,8 @@ class FakeBifrost(FakeServer):
     def _rate_limit(current: dict[str, Any] | None, sent: dict[str, Any] | None) -> dict[str, Any] | None:
         if not sent or (sent.get("request_max_limit") is None and sent.get("token_max_limit") is None):
             return None  # all-null removes it
-        return {**(current or {}), **sent}
+        # Otherwise a partial update: null fields are skipped, as Bifrost's PUT does.
+        empty = dict.fromkeys(
+            ("request_max_limit", "request_reset_duration", "token_max_limit", "token_reset_duration")
+        )
+        return {**empty, **(current or {}), **{name: value for name, value in sent.items() if value is not None}}

@@ -141,6 +141,23 @@ def test_bifrost_block_revoke_and_a_second_push_that_changes_nothing(bifrost):
     assert fake.writes[writes:] == []  # nothing differs: nothing written
 
 
+def test_bifrost_converges_when_a_limit_is_dropped_or_models_are_opened(bifrost):
+    node, fake = bifrost
+    key = make_key(allowed_models=["openai/gpt-4o-mini"], requests_per_minute=60, tokens_per_minute=1000).key
+    pushed(node)
+    update_virtual_key(
+        actor=ACTOR, key=key, changes={"requests_per_minute": None, "allowed_models": []}, now=timezone.now()
+    )
+    revise_config(reason="limit dropped, models opened")
+
+    pushed(node)
+
+    vk = fake.by_name(key.public_id)
+    assert vk["rate_limit"]["request_max_limit"] is None and vk["rate_limit"]["token_max_limit"] == 1000
+    assert [(c["provider"], c["allowed_models"]) for c in vk["provider_configs"]] == [("openai", ["*"])]
+    assert check_drift(node_id=node.pk, now=timezone.now()) is False  # converged: nothing left to repair
+
+
 def test_bifrost_governs_a_key_defined_in_its_config_json_by_name(bifrost):
     node, fake = bifrost
     key = make_key().key
@@ -244,6 +261,8 @@ def test_litellm_rotation_keeps_the_old_key_for_the_grace_window_only(litellm):
     new_hash = hashlib.sha256(f"sk-{rotated.secret}".encode()).hexdigest()
     assert {old_hash, new_hash} <= set(fake.keys)
     assert fake.keys[old_hash]["key_alias"] == f"{issued.key.public_id}~previous"
+    # The old key was renamed, never deleted: the old secret never stopped working.
+    assert not any(path == "/key/delete" for path, _ in fake.calls)
     # Once the window is over (the minute sweep notices) the old key goes.
     assert end_grace_windows(now=timezone.now() + timedelta(seconds=2)) == 1
     revise_config(reason="grace over")
@@ -276,14 +295,16 @@ def test_litellm_drift_is_seen_and_repaired(litellm):
     assert latest_revision() is not None
 
 
-def test_litellm_a_key_issued_before_provisioning_is_reported_not_a_crash(litellm):
-    node, _ = litellm
-    key = make_key().key
-    VirtualKey.objects.filter(pk=key.pk).update(secret_encrypted="")
+def test_litellm_a_key_issued_before_provisioning_is_reported_and_the_rest_applied(litellm):
+    node, fake = litellm
+    old = make_key().key
+    VirtualKey.objects.filter(pk=old.pk).update(secret_encrypted="")
+    new = make_key()
 
-    report = push_config()
+    node = pushed(node)  # applied: one old key must not hold the whole node back
 
-    assert "rotate it" in report.failed[node.pk]
+    assert fake.by_alias(new.key.public_id) is not None and fake.by_alias(old.public_id) is None
+    assert old.public_id in node.drift and "rotate" in node.drift
 
 
 def test_litellm_callbacks_for_a_provisioned_key_are_attributed_to_it(gateway):
