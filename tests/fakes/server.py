@@ -19,6 +19,7 @@ class FakeServer:
         self.delay_seconds = 0.0
         self.garbage = False
         self.requests: list[tuple[str, str]] = []
+        self._connections: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self.port = port
         self.start()
@@ -32,6 +33,16 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with fake.lock:
+                    fake._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with fake.lock:
+                    fake._connections.discard(self.connection)
+                super().finish()
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -69,11 +80,19 @@ class FakeServer:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
-        """Down: connections are refused until ``start``."""
+        """Down: new connections are refused until ``start``, and kept-alive ones are cut
+        (a client's connection pool must not keep talking to a node that went down)."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self.lock:
+            for connection in list(self._connections):
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._connections.clear()
 
     def close(self) -> None:
         self.stop()
