@@ -225,7 +225,7 @@ INGEST_MAX_EVENTS_PER_BATCH = env_int("INGEST_MAX_EVENTS_PER_BATCH", 50_000, min
 INGEST_AUTO_CREATE_CUSTOMERS = env_bool("INGEST_AUTO_CREATE_CUSTOMERS", True)
 # A worker stores up to this many pending batches in one transaction (one INSERT, one
 # rollup upsert, one commit): fewer, larger statements under load; 1 batch when idle.
-INGEST_BATCHES_PER_TRANSACTION = env_int("INGEST_BATCHES_PER_TRANSACTION", 10, minimum=1)
+INGEST_BATCHES_PER_TRANSACTION = env_int("INGEST_BATCHES_PER_TRANSACTION", 30, minimum=1)
 # Above this many unprocessed batches the endpoints answer 503 with Retry-After.
 INGEST_MAX_PENDING_BATCHES = env_int("INGEST_MAX_PENDING_BATCHES", 20_000, minimum=1)
 # Static bearer token Prometheus may use for /metrics (admin API tokens work too).
