@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -105,10 +106,28 @@ def revision_document(revision: ConfigRevision) -> dict[str, Any]:
     return {"version": revision.version, "issued_at": _iso(revision.created_at), **content}
 
 
+_delivery_cache: dict[int, Revision] = {}
+_delivery_lock = threading.Lock()
+
+
 def revision_for_delivery(revision: ConfigRevision) -> Revision:
-    content = orjson.loads(revision.document)
-    body = canonical_json(revision_document(revision)).encode()
-    return Revision(version=revision.version, sha256=revision.sha256, content=content, body=body)
+    """The delivery form of a revision, built once per process and version.
+
+    The body is the canonical JSON of ``{issued_at, version, **content}``: the stored
+    document is already canonical JSON of the content, and in sorted order ``issued_at``
+    and ``version`` come before ``virtual_keys``, so the body is spliced, not re-encoded.
+    """
+    with _delivery_lock:
+        cached = _delivery_cache.get(revision.version)
+        if cached is not None and cached.sha256 == revision.sha256:
+            return cached
+        prefix = canonical_json({"issued_at": _iso(revision.created_at), "version": revision.version})
+        assert revision.document.startswith('{"virtual_keys":'), "the content's only key is virtual_keys"
+        body = (prefix[:-1] + "," + revision.document[1:]).encode()
+        delivery = Revision(version=revision.version, sha256=revision.sha256, document=revision.document, body=body)
+        _delivery_cache.clear()  # only the newest matters; older versions are never sent again
+        _delivery_cache[revision.version] = delivery
+        return delivery
 
 
 def on_desired_state_changed(

@@ -20,6 +20,7 @@ class GenericGateway(FakeServer):
         self.applied: dict[str, Any] | None = None
         self.applied_at: dict[int, float] = {}
         self.status_override: int | None = None
+        self._status: dict[str, str] = {}  # public id -> status of the applied document
         super().__init__(port)
 
     @property
@@ -27,8 +28,14 @@ class GenericGateway(FakeServer):
         return self.applied["version"] if self.applied else None
 
     def blocked(self, public_id: str) -> bool:
-        keys = {entry["id"]: entry for entry in (self.applied or {}).get("virtual_keys", [])}
-        return public_id in keys and keys[public_id]["status"] == "blocked"
+        return self._status.get(public_id) == "blocked"
+
+    def holds(self, public_id: str) -> bool:
+        return public_id in self._status
+
+    def forget(self) -> None:
+        """A restart: the gateway holds no config until the next push."""
+        self.applied, self._status = None, {}
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         if path != "/bursar/config":
@@ -49,5 +56,6 @@ class GenericGateway(FakeServer):
         self.received_versions.append(version)
         if self.applied is None or version > self.applied["version"]:
             self.applied = document
+            self._status = {entry["id"]: entry["status"] for entry in document["virtual_keys"]}
             self.applied_at[version] = time.monotonic()
         return 200, {"applied": self.applied["version"]}

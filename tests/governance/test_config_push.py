@@ -217,7 +217,7 @@ def test_drift_is_seen_and_repaired(gateways):
     make_key()
     [(node, fake)] = gateways(1)
     push_config()
-    fake.applied = None  # the gateway restarted and forgot its config
+    fake.forget()  # the gateway restarted and forgot its config
 
     assert check_drift(node_id=node.pk, now=timezone.now()) is True
 
@@ -375,3 +375,16 @@ def test_raising_a_budget_unblocks_in_the_next_revision(settings, django_capture
         update_budget(actor=ACTOR, budget=budget, changes={"amount": Decimal("50")}, now=timezone.now())
 
     assert not fake.blocked(key.public_id) and fake.version == current().version
+
+
+@pytest.mark.django_db
+def test_the_delivered_body_is_the_canonical_document():
+    from governance.services.config import revision_document, revision_for_delivery
+
+    make_key(allowed_models=["openai/*"])
+    make_key()
+    revision = current()
+    delivery = revision_for_delivery(revision)
+    assert delivery.body == canonical_json(revision_document(revision)).encode()
+    assert revision_for_delivery(revision) is delivery  # built once, shared by every node's push
+    assert delivery.content == json.loads(revision.document)
