@@ -223,14 +223,14 @@ def _merge_in_python(parts: list[QuerySet[Any]], keys: list[str], sums: tuple[st
     return list(merged.values())
 
 
-def list_usage(query: UsageQuery, *, latency: bool = True) -> list[dict[str, Any]]:
+def list_usage(query: UsageQuery) -> list[dict[str, Any]]:
     """Usage rows per bucket and group, with latency percentiles from merged histograms
-    (``latency=False`` skips them for tables that do not show them).
+    (``list_totals`` is the light form for tables that show only cost and requests).
 
     Side effects: none.
     """
     zone = ZoneInfo(query.timezone)
-    grouped = _grouped(query, ROLLUP_SUMS if latency else MEASURES)
+    grouped = _grouped(query)
     names = _names(grouped, query.group_by)
     results: list[dict[str, Any]] = []
     for row in grouped:
@@ -242,10 +242,6 @@ def list_usage(query: UsageQuery, *, latency: bool = True) -> list[dict[str, Any
         result |= _dimension_values(row, query.group_by, names)
         for name in MEASURES:
             result[name] = row[name] or (Decimal(0) if name in MONEY_MEASURES else 0)
-        if not latency:
-            del result["latency_sum_ms"], result["latency_count"]
-            results.append(result)
-            continue
         counts = [row[name] or 0 for name in BUCKET_FIELDS]
         result["latency_avg_ms"] = round(row["latency_sum_ms"] / row["latency_count"]) if row["latency_count"] else None
         result["latency_p50_ms"] = percentile(counts, 0.50)

@@ -23,11 +23,11 @@ from billing.models import ModelPrice, RepriceJob, UsageEvent
 from billing.repricing import add_price, request_reprice
 from billing.selectors import UsageQuery, list_totals, list_usage, sum_units
 from bursar.errors import DomainError
-from bursar.pages import DateRange, csv_response, date_range, page, page_number, percent_change, wants_csv
+from bursar.pages import DateRange, csv_response, date_range, page, page_of, percent_change, wants_csv
 from governance import permissions
 from governance import selectors as governance_selectors
 from governance.actors import actor_from_request
-from governance.models import Alert, Budget, BudgetScope, Customer, Team, VirtualKey, VirtualKeyStatus
+from governance.models import Alert, Budget, Customer, Team, VirtualKey, VirtualKeyStatus
 from governance.selectors import BudgetRow
 
 PRICE_RATE_COLUMNS = (
@@ -46,8 +46,8 @@ def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return rows[0] if rows else {"cost": Decimal(0), "requests": 0, "errors": 0, "cache_hits": 0}
 
 
-def _usage(window: DateRange, *, latency: bool = True, **filters: Any) -> list[dict[str, Any]]:
-    return list_usage(UsageQuery(start=window.start, end=window.end, **filters), latency=latency)
+def _usage(window: DateRange, **filters: Any) -> list[dict[str, Any]]:
+    return list_usage(UsageQuery(start=window.start, end=window.end, **filters))
 
 
 def _totals(window: DateRange, dimension: str, **filters: Any) -> dict[str, dict[str, Any]]:
@@ -124,12 +124,7 @@ def customers(request: HttpRequest) -> HttpResponse:
     if search:
         listed = listed.filter(Q(name__icontains=search) | Q(external_id__icontains=search))
     current, previous = _totals(window, "customer"), _totals(window.previous, "customer")
-    budgets = list(Budget.objects.filter(scope_type=BudgetScope.CUSTOMER))
-    statuses = governance_selectors.budget_statuses(budgets, now=now)
-    use: dict[int, Decimal] = {}
-    for budget in budgets:
-        assert budget.customer_id is not None
-        use[budget.customer_id] = max(use.get(budget.customer_id, Decimal(0)), statuses[budget.pk].percent_used)
+    use = governance_selectors.budget_use_by_customer(now=now)
     rows = []
     for customer in listed:
         spent = current.get(customer.external_id, {})
@@ -260,19 +255,8 @@ def keys(request: HttpRequest) -> HttpResponse:
                 for k in listed.iterator(chunk_size=2000)
             ],
         )
-    number = page_number(request)
-    chunk = list(listed[(number - 1) * 100 : number * 100 + 1])
-    rows, has_next = chunk[:100], len(chunk) > 100
-    spend = (
-        {
-            row["virtual_key"]: row
-            for row in _usage(
-                window, granularity="total", group_by=("virtual_key",), virtual_keys=tuple(k.public_id for k in rows)
-            )
-        }
-        if rows
-        else {}
-    )
+    rows, number, has_next = page_of(listed, request)
+    spend = _totals(window, "virtual_key", virtual_keys=tuple(k.public_id for k in rows)) if rows else {}
     return render(
         request,
         "dashboard/keys.html",
@@ -467,13 +451,11 @@ def scope_events(request: HttpRequest, kind: str, pk: str) -> HttpResponse:
                 "latency_ms",
             )[:100_000],
         )
-    # No COUNT(*) over millions of rows: a page shows 100 and knows only whether more follow.
-    number = page_number(request)
-    chunk = list(events[(number - 1) * 100 : number * 100 + 1])
+    rows, number, has_next = page_of(events, request)
     return render(
         request,
         "dashboard/events.html",
-        {"scope": scope, "window": window, "events": chunk[:100], "page": number, "has_next": len(chunk) > 100},
+        {"scope": scope, "window": window, "events": rows, "page": number, "has_next": has_next},
     )
 
 

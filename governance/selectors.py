@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -18,6 +19,7 @@ from governance.models import (
     AuditEntry,
     Budget,
     BudgetPeriod,
+    BudgetScope,
     ConfigPushAttempt,
     ConfigRevision,
     Customer,
@@ -84,6 +86,17 @@ class BudgetRow:
 
     budget: Budget
     status: budget_state.PeriodStatus
+
+
+def budget_use_by_customer(*, now: datetime) -> dict[int, Decimal]:
+    """For each customer with budgets, the highest percent used of its current periods."""
+    budgets = list(Budget.objects.filter(scope_type=BudgetScope.CUSTOMER))
+    statuses = budget_statuses(budgets, now=now)
+    use: dict[int, Decimal] = {}
+    for budget in budgets:
+        assert budget.customer_id is not None
+        use[budget.customer_id] = max(use.get(budget.customer_id, Decimal(0)), statuses[budget.pk].percent_used)
+    return use
 
 
 def list_budget_periods(budget: Budget) -> QuerySet[BudgetPeriod]:

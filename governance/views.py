@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -18,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.serializers import BaseSerializer
 
 from bursar.errors import DomainError
-from bursar.pages import csv_response, date_range, int_param, page, page_number, percentages, wants_csv
+from bursar.pages import csv_response, date_range, int_param, page, page_of, percentages, wants_csv
 from governance import permissions, selectors
 from governance.actors import actor_from_request
 from governance.api import serializers as s
@@ -36,8 +35,6 @@ from governance.services import config as config_services
 from governance.services import nodes as node_services
 from governance.services import virtual_keys as key_services
 
-PAGE_SIZE = 100
-
 
 def _errors(serializer: BaseSerializer[Any]) -> dict[str, str]:
     found: dict[str, Any] = dict(serializer.errors)
@@ -46,12 +43,6 @@ def _errors(serializer: BaseSerializer[Any]) -> dict[str, str]:
 
 def _lines(value: str) -> list[str]:
     return [item.strip() for item in value.replace(",", "\n").splitlines() if item.strip()]
-
-
-def _page_of(items: QuerySet[Any], request: HttpRequest) -> tuple[list[Any], int, bool]:
-    number = page_number(request)
-    chunk = list(items[(number - 1) * PAGE_SIZE : number * PAGE_SIZE + 1])
-    return chunk[:PAGE_SIZE], number, len(chunk) > PAGE_SIZE
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -197,7 +188,7 @@ def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
         if not errors:
             return redirect("dashboard:budget", pk=pk)
     status = selectors.budget_statuses([budget], now=now)[budget.pk]
-    periods, number, has_next = _page_of(selectors.list_budget_periods(budget), request)
+    periods, number, has_next = page_of(selectors.list_budget_periods(budget), request)
     return render(
         request,
         "dashboard/budget.html",
@@ -292,6 +283,14 @@ def new_budget(request: HttpRequest) -> HttpResponse:
 
 @page(permissions.can_view_alerts)
 def alerts(request: HttpRequest) -> HttpResponse:
+    return _alerts_page(request)
+
+
+def _alerts_page(
+    request: HttpRequest, *, errors: dict[str, str] | None = None, form: Any = None, status: int = 200
+) -> HttpResponse:
+    """Alerts (range, kind and budget from the URL) and, for admins, the channels with the
+    add form (``errors`` and ``form`` when a submission was refused)."""
     window = date_range(request)
     listed = (
         selectors.list_alerts().select_related("budget").filter(fired_at__gte=window.start, fired_at__lt=window.end)
@@ -311,7 +310,7 @@ def alerts(request: HttpRequest) -> HttpResponse:
                 for a in listed[:50_000]
             ],
         )
-    rows, number, has_next = _page_of(listed, request)
+    rows, number, has_next = page_of(listed, request)
     context: dict[str, Any] = {
         "rows": rows,
         "kind": kind,
@@ -321,8 +320,9 @@ def alerts(request: HttpRequest) -> HttpResponse:
         "window": window,
     }
     if permissions.can_manage_alert_channels(request.roles):  # type: ignore[attr-defined]
-        context |= {"channels": list(AlertChannel.objects.all()), "errors": {}, "form": {}, **_owners()}
-    return render(request, "dashboard/alerts.html", context)
+        channels = list(selectors.list_alert_channels())
+        context |= {"channels": channels, "errors": errors or {}, "form": form or {}, **_owners()}
+    return render(request, "dashboard/alerts.html", context, status=status)
 
 
 @page(permissions.can_manage_alert_channels)
@@ -366,22 +366,7 @@ def channels(request: HttpRequest) -> HttpResponse:
             return redirect("dashboard:alerts")
     else:
         errors = _errors(serializer)
-    rows, number, has_next = _page_of(selectors.list_alerts(), request)
-    return render(
-        request,
-        "dashboard/alerts.html",
-        {
-            "window": date_range(request),
-            "rows": rows,
-            "page": number,
-            "has_next": has_next,
-            "channels": list(AlertChannel.objects.all()),
-            "errors": errors,
-            "form": request.POST,
-            **_owners(),
-        },
-        status=400,
-    )
+    return _alerts_page(request, errors=errors, form=request.POST, status=400)
 
 
 # --- gateway nodes ------------------------------------------------------------------------
@@ -401,10 +386,8 @@ def nodes(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied("Your role does not allow changes here.")
         actor = actor_from_request(request, via="ui")
         if request.POST.get("action") == "push":
-            revision = config_services.revise_config(reason=f"push from the dashboard by {actor.label}")
-            config_services.schedule_push(force=True)
-            latest = revision.version if revision else context["latest_version"]
-            messages.success(request, f"Pushing revision {latest} to every push-mode node.")
+            latest = config_services.push_now(reason=f"push from the dashboard by {actor.label}")
+            messages.success(request, f"Pushing revision {latest.version} to every push-mode node.")
             return redirect("dashboard:nodes")
         serializer = s.GatewayNodeWriteSerializer(data=request.POST)
         if serializer.is_valid():
@@ -479,7 +462,7 @@ def audit(request: HttpRequest) -> HttpResponse:
                 for e in entries[:100_000]
             ],
         )
-    rows, number, has_next = _page_of(entries, request)
+    rows, number, has_next = page_of(entries, request)
     object_types = sorted(set(selectors.list_audit_entries().values_list("object_type", flat=True).distinct()))
     return render(
         request,

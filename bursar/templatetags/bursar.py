@@ -27,11 +27,7 @@ def money(value: Any, currency: str = "USD") -> str:
     rate = settings.EXCHANGE_RATES.get(currency)
     if rate is None:
         currency, rate = "USD", Decimal(1)
-    amount *= rate
-    places = Decimal("0.01") if abs(amount) >= 1 or amount == 0 else Decimal("0.0001")
-    text = f"{amount.quantize(places, rounding=ROUND_HALF_UP):,}"
-    symbol = _SYMBOLS.get(currency)
-    return f"{symbol}{text}" if symbol else f"{text} {currency}"
+    return _formatted(amount * rate, currency)
 
 
 @register.filter
@@ -39,7 +35,10 @@ def usd_amount(value: Any, currency: str = "USD") -> str:
     """An amount already in ``currency`` (a budget's), formatted."""
     if value is None:
         return "—"
-    amount = Decimal(str(value))
+    return _formatted(Decimal(str(value)), currency)
+
+
+def _formatted(amount: Decimal, currency: str) -> str:
     places = Decimal("0.01") if abs(amount) >= 1 or amount == 0 else Decimal("0.0001")
     text = f"{amount.quantize(places, rounding=ROUND_HALF_UP):,}"
     symbol = _SYMBOLS.get(currency)

@@ -446,10 +446,7 @@ class ConfigPushView(APIView):
 
     @extend_schema(request=None, responses={202: s.ConfigPushQueuedSerializer})
     def post(self, request: Request) -> Response:
-        revision = config.revise_config(reason=f"manual push by {actor_from_request(request, via='api').label}")
-        latest = revision or config.latest_revision()
-        assert latest is not None
-        config.schedule_push(force=True)
+        latest = config.push_now(reason=f"manual push by {actor_from_request(request, via='api').label}")
         nodes_count = selectors.list_gateway_nodes().exclude(base_url="").count()
         return Response({"version": latest.version, "nodes": nodes_count}, status=status.HTTP_202_ACCEPTED)
 

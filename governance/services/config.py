@@ -130,6 +130,19 @@ def revision_for_delivery(revision: ConfigRevision) -> Revision:
         return delivery
 
 
+def push_now(*, reason: str) -> ConfigRevision:
+    """Render the desired state now and re-send the latest revision to every push node
+    (the API's ``config/push/`` and the dashboard's button). Returns that revision.
+
+    Side effects: at most one ConfigRevision; a push queued after commit.
+    """
+    revise_config(reason=reason)
+    latest = latest_revision()
+    assert latest is not None  # latest_revision renders the first one
+    schedule_push(force=True)
+    return latest
+
+
 def on_desired_state_changed(
     sender: Any, *, reason: str, urgent: bool = False, covering: int = 0, **kwargs: Any
 ) -> None:
