@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
-from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,35 +22,17 @@ from billing.models import ModelPrice, RepriceJob
 from billing.repricing import PRICE_FIELDS, add_price, request_reprice
 from billing.selectors import GRANULARITIES, GROUP_DIMENSIONS, UsageQuery, list_prices, list_usage
 from billing.tiers import MONEY_MEASURES
-from bursar.api import Pagination
+from bursar.api import CSVRenderer, Pagination
 from bursar.errors import InvalidInput
 from governance import permissions
 from governance.actors import actor_from_request
-from governance.api.permissions import RoleRule
+from governance.api.permissions import RoleRule, request_access
 from governance.models.organization import currency_validator
 from governance.services.budgets import validate_timezone
 
 # Bounds on one answer: hour buckets over more than this are refused (ask for days).
 MAX_HOURLY_RANGE = timedelta(days=93)
 DEFAULT_RANGE = timedelta(days=30)
-
-
-class CSVRenderer(BaseRenderer):
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        rows = data if isinstance(data, list) else [data]
-        if not rows:
-            return b""
-        buffer = io.StringIO()
-        columns = list(rows[0].keys()) if isinstance(rows[0], dict) else ["detail"]
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row if isinstance(row, dict) else {"detail": row})
-        return buffer.getvalue().encode()
 
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -199,7 +180,9 @@ class UsageApi(APIView):
     def get(self, request: Request) -> Response:
         params = UsageQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        rows = [_present(row) for row in list_usage(params.to_query())]
+        # A scoped caller's rows are only those of its customers and teams.
+        query = dataclasses.replace(params.to_query(), within=request_access(request).spend)
+        rows = [_present(row) for row in list_usage(query)]
         if request.accepted_renderer.format == "csv":
             return Response(rows, headers={"Content-Disposition": 'attachment; filename="usage.csv"'})
         paginator = Pagination()

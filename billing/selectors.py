@@ -17,6 +17,7 @@ from billing.histogram import BUCKET_FIELDS, percentile
 from billing.models import ModelPrice, UsageEvent, UsageRollup, UsageSums, UsageUnits
 from billing.tiers import MEASURES, MONEY_MEASURES, ROLLUP_SUMS, TIERS
 from governance.models import Customer, Team, VirtualKey
+from governance.permissions import EVERYTHING, Visibility
 
 GROUP_DIMENSIONS = ("customer", "team", "virtual_key", "provider", "model", "pipeline_stage")
 GRANULARITIES = ("hour", "day", "month", "total")
@@ -42,6 +43,8 @@ class UsageQuery:
     providers: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
     pipeline_stages: tuple[str, ...] = ()
+    # The customers and teams the caller may see (``Access.spend``): rows outside are left out.
+    within: Visibility = EVERYTHING
 
 
 _FILTER_DIMENSIONS = {
@@ -68,6 +71,8 @@ def _parts(query: UsageQuery) -> list[tuple[type[UsageSums], datetime, datetime]
     same rows.
     """
     needed = set(query.group_by) | {dim for attr, dim in _FILTER_DIMENSIONS.items() if getattr(query, attr)}
+    if not query.within.everything:
+        needed |= {"customer", "team"}
     whole: list[tuple[type[UsageSums], datetime, datetime]] = [(UsageRollup, query.start, query.end)]
     days_allowed = query.granularity != "hour" and query.timezone == "UTC"
     for tier in TIERS:
@@ -95,6 +100,8 @@ def _filtered(model: type[UsageSums], query: UsageQuery, start: datetime, end: d
     # Any: which dimension columns exist depends on the tier (``_parts`` chose one that has them).
     manager: Any = model._default_manager
     rows: QuerySet[Any] = manager.filter(bucket__gte=start, bucket__lt=end)
+    if not query.within.everything:
+        rows = rows.filter(query.within.q())
     # Names are resolved to ids first: a literal id list lets PostgreSQL use the
     # (scope, bucket) indexes, where a sub-select made it hash-join the whole range.
     if query.customers:

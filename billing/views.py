@@ -23,11 +23,21 @@ from billing.models import ModelPrice, RepriceJob, UsageEvent
 from billing.repricing import add_price, request_reprice
 from billing.selectors import UsageQuery, list_totals, list_usage, sum_units
 from bursar.errors import DomainError
-from bursar.pages import DateRange, csv_response, date_range, page, page_of, percent_change, wants_csv
+from bursar.pages import (
+    DateRange,
+    access_of,
+    csv_response,
+    date_range,
+    page,
+    page_of,
+    percent_change,
+    wants_csv,
+)
 from governance import permissions
 from governance import selectors as governance_selectors
 from governance.actors import actor_from_request
 from governance.models import Alert, Budget, Customer, Team, VirtualKey, VirtualKeyStatus
+from governance.permissions import Access, Visibility, budget_q
 from governance.selectors import BudgetRow
 
 PRICE_RATE_COLUMNS = (
@@ -46,18 +56,20 @@ def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return rows[0] if rows else {"cost": Decimal(0), "requests": 0, "errors": 0, "cache_hits": 0}
 
 
-def _usage(window: DateRange, **filters: Any) -> list[dict[str, Any]]:
-    return list_usage(UsageQuery(start=window.start, end=window.end, **filters))
+def _usage(window: DateRange, within: Visibility, **filters: Any) -> list[dict[str, Any]]:
+    return list_usage(UsageQuery(start=window.start, end=window.end, within=within, **filters))
 
 
-def _totals(window: DateRange, dimension: str, **filters: Any) -> dict[str, dict[str, Any]]:
+def _totals(window: DateRange, dimension: str, within: Visibility, **filters: Any) -> dict[str, dict[str, Any]]:
     """Cost and requests per ``dimension`` over the window, by its display name."""
-    query = UsageQuery(start=window.start, end=window.end, granularity="total", group_by=(dimension,), **filters)
+    query = UsageQuery(
+        start=window.start, end=window.end, granularity="total", group_by=(dimension,), within=within, **filters
+    )
     return {row[dimension]: row for row in list_totals(query)}
 
 
-def _near_caps(now: Any, *, limit: int = 8) -> list[BudgetRow]:
-    budgets = list(governance_selectors.list_budgets())
+def _near_caps(now: Any, within: Visibility, *, limit: int = 8) -> list[BudgetRow]:
+    budgets = list(governance_selectors.list_budgets(within))
     statuses = governance_selectors.budget_statuses(budgets, now=now)
     flagged = [BudgetRow(budget, statuses[budget.pk]) for budget in budgets if statuses[budget.pk].state != "ok"]
     return sorted(flagged, key=lambda row: -row.status.percent_used)[:limit]
@@ -67,14 +79,20 @@ def _near_caps(now: Any, *, limit: int = 8) -> list[BudgetRow]:
 def overview(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     window = date_range(request, now=now)
-    roles = request.roles  # type: ignore[attr-defined]
-    context: dict[str, Any] = {"window": window, "summary": governance_selectors.get_governance_summary(now=now)}
-    if permissions.can_view_usage(roles):
-        current = _total(_usage(window, granularity="total"))
-        previous = _total(_usage(window.previous, granularity="total"))
+    access = access_of(request)
+    within = access.spend
+    context: dict[str, Any] = {
+        "window": window,
+        "summary": governance_selectors.get_governance_summary(now=now, within=within, keys_within=access.keys),
+    }
+    # A team lead's largest spenders are its teams, not customers it cannot see whole.
+    top_dimension = "customer" if within.everything or within.customer_ids else "team"
+    if permissions.can_view_usage(access):
+        current = _total(_usage(window, within, granularity="total"))
+        previous = _total(_usage(window.previous, within, granularity="total"))
         month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         next_month = (month_start + timedelta(days=32)).replace(day=1)
-        month = _total(list_usage(UsageQuery(start=month_start, end=now, granularity="total")))
+        month = _total(list_usage(UsageQuery(start=month_start, end=now, granularity="total", within=within)))
         elapsed = max((now - month_start).total_seconds(), 3600)
         context |= {
             "spend": current,
@@ -83,25 +101,26 @@ def overview(request: HttpRequest) -> HttpResponse:
             "burn_per_day": current["cost"] / Decimal(str(max(window.days, 1 / 24))),
             "month_to_date": month["cost"],
             "month_forecast": month["cost"] * Decimal((next_month - month_start).total_seconds() / elapsed),
-            "top_customers": _top(window, "customer"),
-            "top_models": _top(window, "model"),
-            "top_stages": _top(window, "pipeline_stage"),
+            "top_dimension": top_dimension,
+            "top_customers": _top(window, within, top_dimension),
+            "top_models": _top(window, within, "model"),
+            "top_stages": _top(window, within, "pipeline_stage"),
             "chart": charts.stacked_spend(
-                _usage(window, granularity=window.granularity, group_by=("provider",)), "provider"
+                _usage(window, within, granularity=window.granularity, group_by=("provider",)), "provider"
             ),
         }
-    if permissions.can_view_organization(roles):
-        context["near_caps"] = _near_caps(now)
-    if permissions.can_view_alerts(roles):
-        context["alerts"] = list(governance_selectors.list_alerts().select_related("budget")[:8])
-    if permissions.can_view_gateway_nodes(roles):
+    if permissions.can_view_organization(access):
+        context["near_caps"] = _near_caps(now, within)
+    if permissions.can_view_alerts(access):
+        context["alerts"] = list(governance_selectors.list_alerts(within).select_related("budget")[:8])
+    if permissions.can_view_gateway_nodes(access):
         context["nodes"] = list(governance_selectors.list_gateway_nodes())
         context["latest_version"] = governance_selectors.latest_config_version()
     return render(request, "dashboard/overview.html", context)
 
 
-def _top(window: DateRange, dimension: str, limit: int = 5) -> list[dict[str, Any]]:
-    rows = _usage(window, granularity="total", group_by=(dimension,))
+def _top(window: DateRange, within: Visibility, dimension: str, limit: int = 5) -> list[dict[str, Any]]:
+    rows = _usage(window, within, granularity="total", group_by=(dimension,))
     return sorted(rows, key=lambda row: -row["cost"])[:limit]
 
 
@@ -119,12 +138,13 @@ class CustomerRow:
 def customers(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     window = date_range(request, now=now)
+    within = access_of(request).spend
     search = request.GET.get("q", "").strip()
-    listed = Customer.objects.all()
+    listed = governance_selectors.list_customers(within)
     if search:
         listed = listed.filter(Q(name__icontains=search) | Q(external_id__icontains=search))
-    current, previous = _totals(window, "customer"), _totals(window.previous, "customer")
-    use = governance_selectors.budget_use_by_customer(now=now)
+    current, previous = _totals(window, "customer", within), _totals(window.previous, "customer", within)
+    use = governance_selectors.budget_use_by_customer(now=now, within=within)
     rows = []
     for customer in listed:
         spent = current.get(customer.external_id, {})
@@ -188,11 +208,12 @@ def customers(request: HttpRequest) -> HttpResponse:
 @page(permissions.can_view_usage)
 def teams(request: HttpRequest) -> HttpResponse:
     window = date_range(request)
+    within = access_of(request).spend
     search = request.GET.get("q", "").strip()
-    listed = Team.objects.select_related("customer").order_by("slug")
+    listed = governance_selectors.list_teams(within).order_by("slug")
     if search:
         listed = listed.filter(Q(name__icontains=search) | Q(slug__icontains=search))
-    current, previous = _totals(window, "team"), _totals(window.previous, "team")
+    current, previous = _totals(window, "team", within), _totals(window.previous, "team", within)
     rows = []
     for team in listed:
         cost = current.get(team.slug, {}).get("cost", Decimal(0))
@@ -218,7 +239,8 @@ def teams(request: HttpRequest) -> HttpResponse:
 def keys(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     window = date_range(request, now=now)
-    listed = governance_selectors.list_virtual_keys().order_by("-created_at", "-id")
+    access = access_of(request)
+    listed = governance_selectors.list_virtual_keys(access.keys).order_by("-created_at", "-id")
     search, status = request.GET.get("q", "").strip(), request.GET.get("status", "")
     if search:
         listed = listed.filter(Q(name__icontains=search) | Q(public_id__icontains=search) | Q(secret_prefix=search))
@@ -256,7 +278,11 @@ def keys(request: HttpRequest) -> HttpResponse:
             ],
         )
     rows, number, has_next = page_of(listed, request)
-    spend = _totals(window, "virtual_key", virtual_keys=tuple(k.public_id for k in rows)) if rows else {}
+    spend = (
+        _totals(window, "virtual_key", access.spend.union(access.keys), virtual_keys=tuple(k.public_id for k in rows))
+        if rows
+        else {}
+    )
     return render(
         request,
         "dashboard/keys.html",
@@ -282,19 +308,28 @@ class Scope:
     title: str
     currency: str
     filters: dict[str, Any]
+    access: Access
 
 
-def _scope(kind: str, pk: int) -> Scope:
+def _scope(kind: str, pk: int, access: Access) -> Scope:
+    """The customer, team or key, if the access may see it (404 otherwise: a scoped user
+    learns nothing of what lies outside)."""
     if kind == "customer":
-        customer = get_object_or_404(Customer, pk=pk)
-        return Scope(kind, customer, customer.name, customer.currency, {"customers": (customer.external_id,)})
+        customer = get_object_or_404(governance_selectors.list_customers(access.spend), pk=pk)
+        filters = {"customers": (customer.external_id,), "within": access.spend}
+        return Scope(kind, customer, customer.name, customer.currency, filters, access)
     if kind == "team":
-        team = get_object_or_404(Team.objects.select_related("customer"), pk=pk)
+        team = get_object_or_404(governance_selectors.list_teams(access.spend), pk=pk)
         currency = team.customer.currency if team.customer else "USD"
-        return Scope(kind, team, team.name, currency, {"teams": (team.slug,)})
-    key = get_object_or_404(VirtualKey.objects.select_related("customer", "team"), pk=pk)
+        return Scope(kind, team, team.name, currency, {"teams": (team.slug,), "within": access.spend}, access)
+    key = get_object_or_404(governance_selectors.list_virtual_keys(access.keys), pk=pk)
     currency = key.customer.currency if key.customer else "USD"
-    return Scope(kind, key, key.name, currency, {"virtual_keys": (key.public_id,)})
+    filters = {"virtual_keys": (key.public_id,), "within": access.spend.union(access.keys)}
+    return Scope(kind, key, key.name, currency, filters, access)
+
+
+def _scope_usage(window: DateRange, scope: Scope, granularity: str = "total", **query: Any) -> list[dict[str, Any]]:
+    return list_usage(UsageQuery(start=window.start, end=window.end, granularity=granularity, **scope.filters, **query))
 
 
 def _spend_page(request: HttpRequest, scope: Scope) -> HttpResponse:
@@ -303,8 +338,8 @@ def _spend_page(request: HttpRequest, scope: Scope) -> HttpResponse:
     breakdown = request.GET.get("by", "model")
     if breakdown not in BREAKDOWNS:
         breakdown = "model"
-    series = _usage(window, granularity=window.granularity, group_by=(breakdown,), **scope.filters)
-    overall = _usage(window, granularity=window.granularity, **scope.filters)
+    series = _scope_usage(window, scope, window.granularity, group_by=(breakdown,))
+    overall = _scope_usage(window, scope, window.granularity)
     if wants_csv(request):
         return csv_response(
             f"{scope.kind}_{scope.obj.pk}_{window.start_date}_{window.end_date}.csv",
@@ -344,8 +379,8 @@ def _spend_page(request: HttpRequest, scope: Scope) -> HttpResponse:
                 for row in series
             ],
         )
-    total = _total(_usage(window, granularity="total", **scope.filters))
-    previous = _total(_usage(window.previous, granularity="total", **scope.filters))
+    total = _total(_scope_usage(window, scope))
+    previous = _total(_scope_usage(window.previous, scope))
     requests = total.get("requests") or 0
     context: dict[str, Any] = {
         "scope": scope,
@@ -361,9 +396,7 @@ def _spend_page(request: HttpRequest, scope: Scope) -> HttpResponse:
         "cost_per_request": (total["cost"] / requests) if requests else None,
         "spend_chart": charts.stacked_spend(series, breakdown) if series else "",
         "latency_chart": charts.latency(overall) if overall else "",
-        "by_breakdown": sorted(
-            _usage(window, granularity="total", group_by=(breakdown,), **scope.filters), key=lambda r: -r["cost"]
-        ),
+        "by_breakdown": sorted(_scope_usage(window, scope, group_by=(breakdown,)), key=lambda r: -r["cost"]),
     }
     ids = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}
     units = sum_units(start=window.start, end=window.end, **{ids[scope.kind]: scope.obj.pk})
@@ -372,6 +405,7 @@ def _spend_page(request: HttpRequest, scope: Scope) -> HttpResponse:
         for unit, amount in units.items()
     ]
     context |= _related(scope, now)
+    context["can_manage_key"] = scope.kind == "virtual_key" and permissions.can_manage_key(scope.access, scope.obj)
     return render(request, "dashboard/spend.html", context)
 
 
@@ -389,7 +423,8 @@ def _related(scope: Scope, now: Any) -> dict[str, Any]:
         keys = VirtualKey.objects.filter(pk=scope.obj.pk)
         budgets = Budget.objects.filter(virtual_key=scope.obj)
         teams = []
-    budget_list = list(budgets.select_related("customer", "team", "virtual_key"))
+    keys = keys.filter(scope.access.keys.q())
+    budget_list = list(budgets.filter(budget_q(scope.access.spend)).select_related("customer", "team", "virtual_key"))
     statuses = governance_selectors.budget_statuses(budget_list, now=now)
     return {
         "teams": teams,
@@ -401,25 +436,26 @@ def _related(scope: Scope, now: Any) -> dict[str, Any]:
 
 @page(permissions.can_view_usage)
 def customer_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _spend_page(request, _scope("customer", pk))
+    return _spend_page(request, _scope("customer", pk, access_of(request)))
 
 
 @page(permissions.can_view_usage)
 def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _spend_page(request, _scope("team", pk))
+    return _spend_page(request, _scope("team", pk, access_of(request)))
 
 
 @page(permissions.can_view_virtual_keys)  # finance reads spend by customer and team, not keys
 def key_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    return _spend_page(request, _scope("virtual_key", pk))
+    return _spend_page(request, _scope("virtual_key", pk, access_of(request)))
 
 
 @page(permissions.can_view_usage)
 def scope_events(request: HttpRequest, kind: str, pk: str) -> HttpResponse:
     """The raw events of one customer, team or key in the range, newest first."""
-    if kind == "virtual_key" and not permissions.can_view_virtual_keys(request.roles):  # type: ignore[attr-defined]
+    access = access_of(request)
+    if kind == "virtual_key" and not permissions.can_view_virtual_keys(access):
         raise PermissionDenied("Your role does not allow key pages.")
-    scope = _scope(kind, int(pk))
+    scope = _scope(kind, int(pk), access)
     window = date_range(request)
     column = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}[kind]
     events = UsageEvent.objects.filter(
@@ -464,7 +500,7 @@ def prices(request: HttpRequest) -> HttpResponse:
     """The catalog (searchable), adding a price and re-pricing a range (admins)."""
     errors: dict[str, str] = {}
     if request.method == "POST":
-        if not permissions.can_reprice(request.roles):  # type: ignore[attr-defined]
+        if not permissions.can_reprice(access_of(request)):
             raise PermissionDenied("Only admins change prices.")
         actor = actor_from_request(request, via="ui")
         is_price = request.POST.get("action") == "add"

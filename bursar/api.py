@@ -1,7 +1,9 @@
-"""Project-wide DRF plumbing: pagination and the one exception handler."""
+"""Project-wide DRF plumbing: pagination, the one exception handler, CSV rendering."""
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -11,6 +13,7 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -61,3 +64,21 @@ def json_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 def json_server_error(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
+
+
+class CSVRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        rows = data if isinstance(data, list) else [data]
+        if not rows:
+            return b""
+        buffer = io.StringIO()
+        columns = list(rows[0].keys()) if isinstance(rows[0], dict) else ["detail"]
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row if isinstance(row, dict) else {"detail": row})
+        return buffer.getvalue().encode()

@@ -1,7 +1,7 @@
 """The dashboard's pages (namespace ``dashboard``): spend pages from billing, management
 pages from governance."""
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from billing import views as spend
 from governance import views as manage
@@ -28,4 +28,5 @@ urlpatterns = [
     path("gateways/", manage.nodes, name="nodes"),
     path("prices/", spend.prices, name="prices"),
     path("audit/", manage.audit, name="audit"),
+    path("", include("governance.user_urls")),  # users, invitations, API tokens
 ]

@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from governance import permissions
-from governance.permissions import Roles
+from governance.permissions import Access
 
 PRESETS = {
     "24h": "Last 24 hours",
@@ -29,24 +29,31 @@ DEFAULT_PRESET = "30d"
 MAX_RANGE = timedelta(days=400)
 
 
-def page(rule: Callable[[Roles], bool]) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Login required, then ``rule`` on the user's roles (403 page otherwise)."""
+def page(rule: Callable[[Access], bool]) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Login required, then ``rule`` on the user's access (403 page otherwise). The view
+    finds the access as ``request.access`` and must keep to its scopes."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @login_required
         @wraps(view)
         def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            roles = permissions.roles_for(request.user)
-            if not roles:
+            access = permissions.access_for(request.user)
+            if not access.roles:
                 raise PermissionDenied("Your account has no role yet; ask an admin to grant one.")
-            if not rule(roles):
+            if not rule(access):
                 raise PermissionDenied("Your role does not allow this page.")
-            request.roles = roles  # type: ignore[attr-defined]
+            request.access = access  # type: ignore[attr-defined]
             return view(request, *args, **kwargs)
 
         return guarded
 
     return decorate
+
+
+def access_of(request: HttpRequest) -> Access:
+    """The access ``page`` found for this request."""
+    access: Access = request.access  # type: ignore[attr-defined]
+    return access
 
 
 @dataclass(frozen=True)

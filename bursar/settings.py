@@ -53,6 +53,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.openid_connect",
     "governance",
     "billing",
     "ingest",
@@ -147,13 +151,75 @@ LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "account_login"
 
 # --- Sign-in (django-allauth) ---------------------------------------------------------
-# Accounts are invitation-only: the adapter closes open sign-up. SSO providers arrive
-# with their own on/off switches in the sign-in issue.
+# Local accounts are invitation-only (an admin invites by email; no open sign-up). SSO
+# providers switch on when their client id and secret are set. See README, "Sign-in".
 ACCOUNT_ADAPTER = "governance.auth.InvitationOnlyAccountAdapter"
+SOCIALACCOUNT_ADAPTER = "governance.auth.SsoAdapter"
 ACCOUNT_LOGIN_METHODS = {"username", "email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_UNIQUE_EMAIL = True
+# Failed sign-ins are limited per IP and per account (allauth's limits, kept in the cache:
+# set CACHE_URL to a Redis URL when several processes serve the site). Password resets and
+# reauthentication are limited too. "5/5m/key": 5 failures per account per 5 minutes.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env_str("LOGIN_RATE_LIMIT", "10/m/ip,5/5m/key"),
+    "login": "30/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+    "reauthenticate": "10/m/user",
+}
+# "SSO only": no passwords at all (local sign-in, reset and change are switched off).
+SSO_ONLY = env_bool("SSO_ONLY", False)
+SOCIALACCOUNT_ONLY = SSO_ONLY
+# Sign-in (SSO and invitations) only for these email domains; empty allows any.
+ALLOWED_EMAIL_DOMAINS = [domain.lower() for domain in env_list("ALLOWED_EMAIL_DOMAINS", [])]
+# An SSO user who was not invited is refused, unless this makes them a viewer.
+SSO_AUTO_PROVISION_VIEWERS = env_bool("SSO_AUTO_PROVISION_VIEWERS", False)
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # linking by email is done by the adapter, verified only
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {}
+if env_str("SSO_GOOGLE_CLIENT_ID"):
+    SOCIALACCOUNT_PROVIDERS["google"] = {
+        "APPS": [{"client_id": env_str("SSO_GOOGLE_CLIENT_ID"), "secret": env_str("SSO_GOOGLE_CLIENT_SECRET")}],
+        "SCOPE": ["openid", "email", "profile"],
+        "OAUTH_PKCE_ENABLED": True,
+    }
+if env_str("SSO_GITHUB_CLIENT_ID"):
+    SOCIALACCOUNT_PROVIDERS["github"] = {
+        "APPS": [{"client_id": env_str("SSO_GITHUB_CLIENT_ID"), "secret": env_str("SSO_GITHUB_CLIENT_SECRET")}],
+        "SCOPE": ["read:user", "user:email"],
+    }
+if env_str("SSO_OIDC_CLIENT_ID"):
+    if not env_str("SSO_OIDC_SERVER_URL"):
+        raise ImproperlyConfigured("SSO_OIDC_SERVER_URL (the issuer URL) must be set with SSO_OIDC_CLIENT_ID")
+    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
+        "APPS": [
+            {
+                "provider_id": env_str("SSO_OIDC_PROVIDER_ID", "oidc"),
+                "name": env_str("SSO_OIDC_NAME", "Single sign-on"),
+                "client_id": env_str("SSO_OIDC_CLIENT_ID"),
+                "secret": env_str("SSO_OIDC_CLIENT_SECRET"),
+                "settings": {"server_url": env_str("SSO_OIDC_SERVER_URL"), "oauth_pkce_enabled": True},
+            }
+        ]
+    }
+if SSO_ONLY and not SOCIALACCOUNT_PROVIDERS:
+    raise ImproperlyConfigured("SSO_ONLY needs at least one SSO provider (SSO_GOOGLE_*, SSO_GITHUB_* or SSO_OIDC_*)")
+# MFA: TOTP (any authenticator app) with recovery codes, for local accounts. With SSO only
+# there are no local accounts: the identity provider enforces its own MFA (allauth refuses
+# the two together).
+if not SSO_ONLY:
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("allauth.socialaccount"), "allauth.mfa")
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Bursar")
+
+# The cache holds sign-in rate limits and allauth's replay guards: per process by default,
+# shared (Redis) when CACHE_URL is set.
+if env_str("CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env_str("CACHE_URL")}}
 
 # --- Security (safe by default; relaxed only by DEBUG or explicit variables) -----------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO", False) else None
@@ -161,6 +227,8 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 60 * 60 * 12, minimum=60)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)

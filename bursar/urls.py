@@ -1,8 +1,10 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from governance.user_urls import public_urlpatterns as invitation_urls
 
 from bursar.api import json_not_found, json_server_error
 from ingest.metrics import metrics_view
@@ -37,9 +39,13 @@ api_v1: list[URLPattern | URLResolver] = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
 
+# The admin site signs in through allauth (rate limits, MFA, SSO only), never its own form.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
+
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("accounts/", include("allauth.urls")),
+    *invitation_urls,
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),

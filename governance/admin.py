@@ -12,7 +12,6 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from governance.actors import actor_from_request
 from governance.models import (
     Alert,
     AlertChannel,
@@ -27,11 +26,11 @@ from governance.models import (
     ConfigRevision,
     Customer,
     GatewayNode,
+    Invitation,
     RoleGrant,
     Team,
     VirtualKey,
 )
-from governance.services.users import grant_role, revoke_role
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
@@ -141,6 +140,15 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     exclude = ["token_sha256"]
 
 
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin):
+    """Invitations are made and revoked on the dashboard's Users page (or ``invitations/``)."""
+
+    list_display = ["email", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = ["role"]
+    exclude = ["token_sha256"]
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor", "via", "action", "object_type", "object_repr"]
@@ -149,23 +157,9 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RoleGrant)
-class RoleGrantAdmin(admin.ModelAdmin[RoleGrant]):
-    """Grant and revoke roles (audited through the service); grants are never edited."""
+class RoleGrantAdmin(ReadOnlyAdmin):
+    """Grants are read here; they are given, re-scoped and revoked on the dashboard's Users
+    page (or the ``users/`` API), through the audited service."""
 
     list_display = ["user", "role", "created_at"]
     list_filter = ["role"]
-    fields = ["user", "role"]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None
-
-    def save_model(self, request: HttpRequest, obj: RoleGrant, form: Any, change: bool) -> None:
-        granted = grant_role(actor=actor_from_request(request, via="ui"), user=obj.user, role=obj.role)
-        obj.pk = granted.pk
-
-    def delete_model(self, request: HttpRequest, obj: RoleGrant) -> None:
-        revoke_role(actor=actor_from_request(request, via="ui"), grant=obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
-        for grant in queryset:
-            self.delete_model(request, grant)

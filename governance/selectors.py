@@ -6,7 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
+from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, Q, QuerySet
 
 from governance import budget_state
@@ -24,24 +27,29 @@ from governance.models import (
     ConfigRevision,
     Customer,
     GatewayNode,
+    Invitation,
     Team,
     VirtualKey,
     VirtualKeyStatus,
 )
 from governance.periods import period_bounds
+from governance.permissions import EVERYTHING, Visibility, budget_q
 from governance.secrets import sha256_hex
 
-
-def list_customers() -> QuerySet[Customer]:
-    return Customer.objects.all()
-
-
-def list_teams() -> QuerySet[Team]:
-    return Team.objects.select_related("customer")
+# Every list takes ``within``: the part of the organisation the caller may see
+# (``Access.spend`` for customers, teams, budgets and alerts; ``Access.keys`` for keys).
 
 
-def list_virtual_keys() -> QuerySet[VirtualKey]:
-    return VirtualKey.objects.select_related("team", "customer").prefetch_related("blocked_by")
+def list_customers(within: Visibility = EVERYTHING) -> QuerySet[Customer]:
+    return Customer.objects.filter(within.q(customer="pk", team=None))
+
+
+def list_teams(within: Visibility = EVERYTHING) -> QuerySet[Team]:
+    return Team.objects.filter(within.q(customer=None, team="pk")).select_related("customer")
+
+
+def list_virtual_keys(within: Visibility = EVERYTHING) -> QuerySet[VirtualKey]:
+    return VirtualKey.objects.filter(within.q()).select_related("team", "customer").prefetch_related("blocked_by")
 
 
 def filter_virtual_keys_by_status(keys: QuerySet[VirtualKey], *, status: str, now: datetime) -> QuerySet[VirtualKey]:
@@ -52,8 +60,8 @@ def filter_virtual_keys_by_status(keys: QuerySet[VirtualKey], *, status: str, no
     return keys.filter(status=status).exclude(lapsed)
 
 
-def list_budgets() -> QuerySet[Budget]:
-    return Budget.objects.select_related("customer", "team", "virtual_key")
+def list_budgets(within: Visibility = EVERYTHING) -> QuerySet[Budget]:
+    return Budget.objects.filter(budget_q(within)).select_related("customer", "team", "virtual_key")
 
 
 def budget_statuses(budgets: Iterable[Budget], *, now: datetime) -> dict[int, budget_state.PeriodStatus]:
@@ -88,9 +96,9 @@ class BudgetRow:
     status: budget_state.PeriodStatus
 
 
-def budget_use_by_customer(*, now: datetime) -> dict[int, Decimal]:
+def budget_use_by_customer(*, now: datetime, within: Visibility = EVERYTHING) -> dict[int, Decimal]:
     """For each customer with budgets, the highest percent used of its current periods."""
-    budgets = list(Budget.objects.filter(scope_type=BudgetScope.CUSTOMER))
+    budgets = list(Budget.objects.filter(budget_q(within), scope_type=BudgetScope.CUSTOMER))
     statuses = budget_statuses(budgets, now=now)
     use: dict[int, Decimal] = {}
     for budget in budgets:
@@ -103,11 +111,12 @@ def list_budget_periods(budget: Budget) -> QuerySet[BudgetPeriod]:
     return BudgetPeriod.objects.filter(budget=budget).order_by("-start")
 
 
-def list_alerts() -> QuerySet[Alert]:
+def list_alerts(within: Visibility = EVERYTHING) -> QuerySet[Alert]:
     deliveries = AlertDelivery.objects.select_related("channel").prefetch_related(
         Prefetch("attempt_log", queryset=AlertDeliveryAttempt.objects.order_by("number"))
     )
-    return Alert.objects.select_related("period").prefetch_related(Prefetch("deliveries", queryset=deliveries))
+    alerts = Alert.objects.all() if within.everything else Alert.objects.filter(budget__in=list_budgets(within))
+    return alerts.select_related("period").prefetch_related(Prefetch("deliveries", queryset=deliveries))
 
 
 def list_alert_channels() -> QuerySet[AlertChannel]:
@@ -115,7 +124,18 @@ def list_alert_channels() -> QuerySet[AlertChannel]:
 
 
 def list_api_tokens() -> QuerySet[ApiToken]:
-    return ApiToken.objects.select_related("user")
+    return ApiToken.objects.select_related("user").prefetch_related("customers", "teams")
+
+
+def list_users() -> QuerySet[Any]:
+    related = ["role_grants__customers", "role_grants__teams", "socialaccount_set"]
+    if apps.is_installed("allauth.mfa"):  # not with SSO only
+        related.append("authenticator_set")
+    return get_user_model().objects.order_by("username").prefetch_related(*related)
+
+
+def list_invitations() -> QuerySet[Invitation]:
+    return Invitation.objects.select_related("invited_by").prefetch_related("customers", "teams")
 
 
 def list_audit_entries() -> QuerySet[AuditEntry]:
@@ -168,13 +188,16 @@ class GovernanceSummary:
     budgets: int
 
 
-def get_governance_summary(*, now: datetime) -> GovernanceSummary:
+def get_governance_summary(
+    *, now: datetime, within: Visibility = EVERYTHING, keys_within: Visibility = EVERYTHING
+) -> GovernanceSummary:
+    keys = VirtualKey.objects.filter(keys_within.q())
     return GovernanceSummary(
-        customers=Customer.objects.count(),
-        teams=Team.objects.count(),
-        active_keys=filter_virtual_keys_by_status(VirtualKey.objects.all(), status="active", now=now).count(),
-        blocked_keys=filter_virtual_keys_by_status(VirtualKey.objects.all(), status="blocked", now=now).count(),
-        budgets=Budget.objects.count(),
+        customers=list_customers(within).count(),
+        teams=list_teams(within).count(),
+        active_keys=filter_virtual_keys_by_status(keys, status="active", now=now).count(),
+        blocked_keys=filter_virtual_keys_by_status(keys, status="blocked", now=now).count(),
+        budgets=list_budgets(within).count(),
     )
 
 

@@ -17,7 +17,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.serializers import BaseSerializer
 
 from bursar.errors import DomainError
-from bursar.pages import csv_response, date_range, int_param, page, page_of, percentages, wants_csv
+from bursar.pages import access_of, csv_response, date_range, int_param, page, page_of, percentages, wants_csv
 from governance import permissions, selectors
 from governance.actors import actor_from_request
 from governance.api import serializers as s
@@ -25,8 +25,6 @@ from governance.models import (
     AlertChannel,
     Budget,
     BudgetScope,
-    Customer,
-    Team,
     VirtualKey,
 )
 from governance.services import alerts as alert_services
@@ -48,14 +46,19 @@ def _lines(value: str) -> list[str]:
 # --- keys ---------------------------------------------------------------------------------
 
 
-def _owners() -> dict[str, Any]:
-    return {"teams": Team.objects.select_related("customer").order_by("slug"), "customers": Customer.objects.all()}
+def _owners(within: permissions.Visibility = permissions.EVERYTHING) -> dict[str, Any]:
+    return {
+        "teams": selectors.list_teams(within).order_by("slug"),
+        "customers": selectors.list_customers(within),
+    }
 
 
-@page(permissions.can_manage_governance)
+@page(permissions.can_manage_virtual_keys)
 def issue_key(request: HttpRequest) -> HttpResponse:
-    """The form; on success the secret is shown on this response only, never again."""
-    context: dict[str, Any] = {"form": {}, "errors": {}, **_owners()}
+    """The form; on success the secret is shown on this response only, never again. Team
+    leads issue into the teams they lead."""
+    access = access_of(request)
+    context: dict[str, Any] = {"form": {}, "errors": {}, **_owners(access.manages_keys)}
     if request.method == "POST":
         form = request.POST
         data: dict[str, Any] = {
@@ -71,7 +74,16 @@ def issue_key(request: HttpRequest) -> HttpResponse:
         }
         serializer = s.VirtualKeyWriteSerializer(data=data)
         context["form"] = form
+        refusal = None
         if serializer.is_valid():
+            owner = serializer.to_service_kwargs()
+            customer = owner.get("customer")
+            refusal = permissions.key_owner_refusal(
+                access, team=owner.get("team"), customer_id=customer.pk if customer else None
+            )
+        if refusal:
+            context["errors"] = {"team": refusal}
+        elif serializer.is_valid():
             try:
                 issued = key_services.issue_virtual_key(
                     actor=actor_from_request(request, via="ui"), now=timezone.now(), **serializer.to_service_kwargs()
@@ -85,11 +97,21 @@ def issue_key(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/key_form.html", context)
 
 
-@page(permissions.can_manage_governance)
+def _managed_key(request: HttpRequest, pk: int) -> VirtualKey:
+    """A key this user may rotate or revoke (404 for keys it cannot see, 403 for keys it
+    can see but not change)."""
+    access = access_of(request)
+    key = get_object_or_404(selectors.list_virtual_keys(access.keys), pk=pk)
+    if not permissions.can_manage_key(access, key):
+        raise PermissionDenied("You can change keys only in teams you lead.")
+    return key
+
+
+@page(permissions.can_manage_virtual_keys)
 def rotate_key(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    key = get_object_or_404(VirtualKey, pk=pk)
+    key = _managed_key(request, pk)
     seconds = int_param(request.POST.get("grace_seconds"), default=3600, maximum=30 * 86400)
     grace = timedelta(seconds=3600 if seconds is None else seconds)
     try:
@@ -102,11 +124,11 @@ def rotate_key(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "dashboard/key_secret.html", {"key": issued.key, "secret": issued.secret, "rotated": True})
 
 
-@page(permissions.can_manage_governance)
+@page(permissions.can_manage_virtual_keys)
 def revoke_key(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    key = get_object_or_404(VirtualKey, pk=pk)
+    key = _managed_key(request, pk)
     key_services.revoke_virtual_key(actor=actor_from_request(request, via="ui"), key=key, now=timezone.now())
     messages.success(request, f"Key {key.public_id} is revoked; gateways drop it with the next config revision.")
     return redirect("dashboard:key", pk=pk)
@@ -118,7 +140,7 @@ def revoke_key(request: HttpRequest, pk: int) -> HttpResponse:
 @page(permissions.can_view_organization)
 def budgets(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    listed = list(selectors.list_budgets().order_by("scope_type", "id"))
+    listed = list(selectors.list_budgets(access_of(request).spend).order_by("scope_type", "id"))
     statuses = selectors.budget_statuses(listed, now=now)
     rows = [selectors.BudgetRow(budget, statuses[budget.pk]) for budget in listed]
     state = request.GET.get("state", "")
@@ -178,11 +200,12 @@ def _scope_name(budget: Budget) -> str:
 
 @page(permissions.can_view_organization)
 def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    budget = get_object_or_404(selectors.list_budgets(), pk=pk)
+    access = access_of(request)
+    budget = get_object_or_404(selectors.list_budgets(access.spend), pk=pk)
     now = timezone.now()
     errors: dict[str, str] = {}
     if request.method == "POST":
-        if not permissions.can_manage_governance(request.roles):  # type: ignore[attr-defined]
+        if not permissions.can_manage_governance(access):
             raise PermissionDenied("Your role does not allow changes here.")
         errors = _change_budget(request, budget)
         if not errors:
@@ -201,7 +224,7 @@ def budget_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "has_next": has_next,
             "errors": errors,
             "now": now,
-            "alerts": list(selectors.list_alerts().filter(budget=budget)[:20]),
+            "alerts": list(selectors.list_alerts(access.spend).filter(budget=budget)[:20]),
         },
     )
 
@@ -293,7 +316,9 @@ def _alerts_page(
     add form (``errors`` and ``form`` when a submission was refused)."""
     window = date_range(request)
     listed = (
-        selectors.list_alerts().select_related("budget").filter(fired_at__gte=window.start, fired_at__lt=window.end)
+        selectors.list_alerts(access_of(request).spend)
+        .select_related("budget")
+        .filter(fired_at__gte=window.start, fired_at__lt=window.end)
     )
     kind, budget = request.GET.get("kind", ""), request.GET.get("budget", "")
     if kind:
@@ -319,7 +344,7 @@ def _alerts_page(
         "has_next": has_next,
         "window": window,
     }
-    if permissions.can_manage_alert_channels(request.roles):  # type: ignore[attr-defined]
+    if permissions.can_manage_alert_channels(access_of(request)):
         channels = list(selectors.list_alert_channels())
         context |= {"channels": channels, "errors": errors or {}, "form": form or {}, **_owners()}
     return render(request, "dashboard/alerts.html", context, status=status)
@@ -382,7 +407,7 @@ def nodes(request: HttpRequest) -> HttpResponse:
         "form": {},
     }
     if request.method == "POST":
-        if not permissions.can_manage_governance(request.roles):  # type: ignore[attr-defined]
+        if not permissions.can_manage_governance(access_of(request)):
             raise PermissionDenied("Your role does not allow changes here.")
         actor = actor_from_request(request, via="ui")
         if request.POST.get("action") == "push":

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 from billing.selectors import count_unpriced_events
 from governance.api.authentication import ApiTokenAuthentication
 from governance.models import GatewayNode
-from governance.permissions import can_view_metrics, roles_for
+from governance.permissions import access_for, can_view_metrics
 from ingest.models import BatchState, IngestBatch, IngestTotals
 
 COUNTERS = ("accepted", "rejected", "inserted", "duplicates")
@@ -101,8 +101,8 @@ def _authorised(request: HttpRequest) -> bool:
             result = ApiTokenAuthentication().authenticate(Request(request))
         except Exception:
             return False
-        return result is not None and can_view_metrics(roles_for(result[0], result[1]))
-    return request.user.is_authenticated and can_view_metrics(roles_for(request.user))
+        return result is not None and can_view_metrics(access_for(result[0], result[1]))
+    return request.user.is_authenticated and can_view_metrics(access_for(request.user))
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -1,4 +1,6 @@
-"""Every dashboard page and every role; forms that write go through the services."""
+"""Every dashboard page x every role, in and out of scope; a scoped user never sees
+another team's or customer's numbers (pages, CSV or charts); forms that write go through
+the services."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from governance.services.spend import SpendCharge, charge_spend
 from ingest.models import IngestBatch
 from ingest.services import process_batch
 from tests.factories import ACTOR, make_budget, make_customer, make_key, make_team, make_user, native_event
+from tests.principals import EVERYONE, IN_SCOPE, ORG_WIDE, OUT_OF_SCOPE, PRINCIPALS, grant_for
 
 pytestmark = pytest.mark.django_db
 
@@ -37,48 +40,128 @@ def world(gateway):
     gateway.generic("POST", "/api/v1/ingest/events", json.dumps(events), content_type="application/json")
     for batch_id in IngestBatch.objects.values_list("id", flat=True):
         process_batch(batch_id=batch_id)
+    # Another customer, its team and key, with spend of its own: out of every scoped
+    # principal's sight but ``out_*``'s.
+    other = make_customer(external_id="initech", name="Initech Ltd")
+    other_team = make_team(slug="skunkworks", customer=other)
+    other_key = make_key(team=other_team, name="initech bot").key
+    make_budget(scope_type="team", scope_id=other_team.pk, amount=Decimal("9"))
+    events = [
+        native_event(
+            request_id=f"other-{n}", customer="initech", team="skunkworks", virtual_key=other_key.public_id,
+            cost="3.33", timestamp=now.isoformat(), model="claude-secret-model",
+        )
+        for n in range(3)
+    ]  # fmt: skip
+    gateway.generic("POST", "/api/v1/ingest/events", json.dumps(events), content_type="application/json")
+    for batch_id in IngestBatch.objects.filter(state="pending").values_list("id", flat=True):
+        process_batch(batch_id=batch_id)
     register_gateway_node(actor=ACTOR, name="gw-page", base_url="http://127.0.0.1:9")
-    return {"customer": customer, "team": team, "key": key, "budget": budget}
+    return {
+        "customer": customer,
+        "team": team,
+        "key": key,
+        "budget": budget,
+        "other_customer": other,
+        "other_team": other_team,
+        "other_key": other_key,
+    }
 
 
-def client_as(role: str) -> Client:
+def client_as(role: str, **grant: object) -> Client:
     client = Client()
-    client.force_login(make_user(role))
+    client.force_login(make_user(role, **grant))
     return client
 
 
+def client_of(principal: str, world: dict[str, object]) -> Client:
+    grant = grant_for(principal, world)
+    return client_as(grant.pop("role"), **grant)
+
+
+IN_WORLD = ORG_WIDE | IN_SCOPE
+KEY_READERS = frozenset({"admin", "viewer"}) | IN_SCOPE
+ADMIN = frozenset({"admin"})
+# (name, path, allowed, hidden): allowed get 200, hidden (the object is outside their scope)
+# 404, everyone else 403.
 PAGES = [
-    ("overview", lambda w: "/", {"admin", "finance", "viewer"}),
-    ("customers", lambda w: "/customers/", {"admin", "finance", "viewer"}),
-    ("customer", lambda w: f"/customers/{w['customer'].pk}/", {"admin", "finance", "viewer"}),
-    ("teams", lambda w: "/teams/", {"admin", "finance", "viewer"}),
-    ("team", lambda w: f"/teams/{w['team'].pk}/", {"admin", "finance", "viewer"}),
-    ("key spend", lambda w: f"/keys/{w['key'].pk}/", {"admin", "viewer"}),
-    ("key events", lambda w: f"/virtual_key/{w['key'].pk}/events/", {"admin", "viewer"}),
-    ("events", lambda w: f"/customer/{w['customer'].pk}/events/", {"admin", "finance", "viewer"}),
-    ("keys", lambda w: "/keys/", {"admin", "viewer"}),
-    ("issue key", lambda w: "/keys/new/", {"admin"}),
-    ("budgets", lambda w: "/budgets/", {"admin", "finance", "viewer"}),
-    ("budget", lambda w: f"/budgets/{w['budget'].pk}/", {"admin", "finance", "viewer"}),
-    ("new budget", lambda w: "/budgets/new/", {"admin"}),
-    ("alerts", lambda w: "/alerts/", {"admin", "finance", "viewer"}),
-    ("gateways", lambda w: "/gateways/", {"admin", "viewer"}),
-    ("prices", lambda w: "/prices/", {"admin", "finance", "viewer"}),
-    ("audit", lambda w: "/audit/", {"admin"}),
+    ("overview", lambda w: "/", EVERYONE, frozenset()),
+    ("customers", lambda w: "/customers/", EVERYONE, frozenset()),
+    ("customer", lambda w: f"/customers/{w['customer'].pk}/", ORG_WIDE | {"cust_viewer"}, {"lead"} | OUT_OF_SCOPE),
+    ("teams", lambda w: "/teams/", EVERYONE, frozenset()),
+    ("team", lambda w: f"/teams/{w['team'].pk}/", IN_WORLD, OUT_OF_SCOPE),
+    ("key spend", lambda w: f"/keys/{w['key'].pk}/", KEY_READERS, OUT_OF_SCOPE),
+    ("key events", lambda w: f"/virtual_key/{w['key'].pk}/events/", KEY_READERS, OUT_OF_SCOPE),
+    ("team events", lambda w: f"/team/{w['team'].pk}/events/", IN_WORLD, OUT_OF_SCOPE),
+    ("events", lambda w: f"/customer/{w['customer'].pk}/events/", ORG_WIDE | {"cust_viewer"}, {"lead"} | OUT_OF_SCOPE),
+    ("keys", lambda w: "/keys/", KEY_READERS | OUT_OF_SCOPE, frozenset()),
+    ("issue key", lambda w: "/keys/new/", {"admin", "lead", "out_lead"}, frozenset()),
+    ("budgets", lambda w: "/budgets/", EVERYONE, frozenset()),
+    ("budget", lambda w: f"/budgets/{w['budget'].pk}/", ORG_WIDE | {"cust_viewer"}, {"lead"} | OUT_OF_SCOPE),
+    ("new budget", lambda w: "/budgets/new/", ADMIN, frozenset()),
+    ("alerts", lambda w: "/alerts/", EVERYONE, frozenset()),
+    ("gateways", lambda w: "/gateways/", {"admin", "viewer"}, frozenset()),
+    ("prices", lambda w: "/prices/", EVERYONE, frozenset()),
+    ("audit", lambda w: "/audit/", ADMIN, frozenset()),
+    ("users", lambda w: "/users/", ADMIN, frozenset()),
+    ("tokens", lambda w: "/tokens/", ADMIN, frozenset()),
 ]
 
 
-@pytest.mark.parametrize("role", ["admin", "finance", "viewer"])
-@pytest.mark.parametrize(("name", "path", "allowed"), PAGES, ids=[p[0] for p in PAGES])
-def test_every_page_answers_each_role(world, role, name, path, allowed):
-    response = client_as(role).get(path(world))
-    assert response.status_code == (200 if role in allowed else 403), name
+@pytest.mark.parametrize("principal", PRINCIPALS)
+@pytest.mark.parametrize(("name", "path", "allowed", "hidden"), PAGES, ids=[p[0] for p in PAGES])
+def test_every_page_answers_each_role_in_and_out_of_scope(world, principal, name, path, allowed, hidden):
+    response = client_of(principal, world).get(path(world))
+    expected = 200 if principal in allowed else 404 if principal in hidden else 403
+    assert response.status_code == expected, name
 
 
-@pytest.mark.parametrize(("name", "path", "allowed"), PAGES, ids=[p[0] for p in PAGES])
-def test_every_page_needs_sign_in(world, name, path, allowed):
+@pytest.mark.parametrize(("name", "path", "allowed", "hidden"), PAGES, ids=[p[0] for p in PAGES])
+def test_every_page_needs_sign_in(world, name, path, allowed, hidden):
     response = Client().get(path(world))
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+OTHERS = ("initech", "Initech Ltd", "skunkworks", "initech bot", "claude-secret-model", "9.99", "3.33")
+
+
+@pytest.mark.parametrize("principal", sorted(IN_SCOPE))
+def test_a_scoped_user_never_sees_another_customers_numbers_on_any_page_csv_or_chart(world, principal):
+    client = client_of(principal, world)
+    seen = 0
+    for name, path, allowed, _hidden in PAGES:
+        if principal not in allowed:
+            continue
+        for suffix in ("", "?format=csv", "?by=team", "?by=provider"):
+            response = client.get(path(world) + suffix)
+            assert response.status_code == 200, (name, suffix)
+            body = response.content.decode()
+            leaked = [word for word in OTHERS if word in body]
+            assert not leaked, (name, suffix, leaked)
+            seen += 1
+    assert seen >= 40
+    # ...while the same pages do show the in-scope spend.
+    assert "Research" in client.get("/teams/").content.decode() or "research" in client.get("/teams/").content.decode()
+    assert "$7.50" in client.get(f"/teams/{world['team'].pk}/").content.decode()
+
+
+def test_org_wide_roles_see_both_customers(world):
+    html = client_as("finance").get("/customers/").content.decode()
+    assert "Acme Corp" in html and "Initech Ltd" in html
+
+
+def test_a_team_lead_issues_keys_only_into_its_teams(world):
+    client = client_of("lead", world)
+    html = client.get("/keys/new/").content.decode()
+    assert "research" in html and "skunkworks" not in html
+    refused = client.post("/keys/new/", {"name": "sneaky", "team": world["other_team"].pk})
+    assert refused.status_code == 200 and b"teams you lead" in refused.content
+    assert not VirtualKey.objects.filter(name="sneaky").exists()
+    issued = client.post("/keys/new/", {"name": "team key", "team": world["team"].pk})
+    assert b'data-testid="secret"' in issued.content
+    assert VirtualKey.objects.get(name="team key").team == world["team"]
+    assert client.post(f"/keys/{world['other_key'].pk}/revoke/").status_code == 404
+    assert client.post(f"/keys/{world['key'].pk}/revoke/").status_code == 302
 
 
 def test_the_customer_page_shows_spend_and_a_chart(world):

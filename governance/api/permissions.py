@@ -9,7 +9,7 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
 from governance.models import GatewayNode
-from governance.permissions import Roles, roles_for
+from governance.permissions import Access, access_for
 
 
 class RoleRule(BasePermission):
@@ -18,9 +18,14 @@ class RoleRule(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         if not request.user or not request.user.is_authenticated:
             return False
-        roles = roles_for(request.user, request.auth)
-        rule: Callable[[Roles], bool] = view.read_rule if request.method in SAFE_METHODS else view.write_rule
-        return rule(roles)
+        access = request_access(request)
+        rule: Callable[[Access], bool] = view.read_rule if request.method in SAFE_METHODS else view.write_rule
+        return rule(access)
+
+
+def request_access(request: Request) -> Access:
+    """The caller's access (its token's, else its user's), worked out once per request."""
+    return access_for(request.user, request.auth)
 
 
 class IsGatewayNode(BasePermission):

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -28,7 +29,9 @@ from governance.models import (
     Customer,
     GatewayNode,
     GatewayNodeKind,
+    Invitation,
     Role,
+    RoleGrant,
     Team,
     VirtualKey,
 )
@@ -353,9 +356,28 @@ class BudgetWriteSerializer(serializers.Serializer[Budget]):
 
 
 class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    customers = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
+    )
+    teams = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
+    )
+
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "role", "user", "created_at", "last_used_at", "expires_at", "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "role",
+            "customers",
+            "teams",
+            "user",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+        ]
 
 
 class IssuedApiTokenSerializer(ApiTokenSerializer):
@@ -365,10 +387,76 @@ class IssuedApiTokenSerializer(ApiTokenSerializer):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
 
 
-class ApiTokenWriteSerializer(serializers.Serializer[ApiToken]):
-    name = serializers.CharField(max_length=200)
+class ScopeFields(serializers.Serializer[Any]):
+    """A role and its scope: customer and team ids (empty: the whole organisation)."""
+
     role = serializers.ChoiceField(choices=Role.choices)
+    customers = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(queryset=Customer.objects.all()), required=False
+    )
+    teams = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(queryset=Team.objects.all()), required=False
+    )
+
+
+class ApiTokenWriteSerializer(ScopeFields):
+    name = serializers.CharField(max_length=200)
     expires_at = serializers.DateTimeField(allow_null=True, default=None)
+
+
+class GrantSerializer(serializers.ModelSerializer[RoleGrant]):
+    customers = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
+    )
+    teams = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
+    )
+
+    class Meta:
+        model = RoleGrant
+        fields = ["role", "customers", "teams", "created_at"]
+
+
+class UserSerializer(serializers.ModelSerializer[Any]):
+    grants = GrantSerializer(many=True, read_only=True, source="role_grants")
+    mfa_enabled = serializers.SerializerMethodField()
+    sso = serializers.SerializerMethodField(help_text="providers this user signs in with")
+
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "email", "is_active", "last_login", "date_joined", "grants", "mfa_enabled", "sso"]
+        read_only_fields = fields
+
+    def get_mfa_enabled(self, user: Any) -> bool:
+        return hasattr(user, "authenticator_set") and any(True for _ in user.authenticator_set.all())
+
+    def get_sso(self, user: Any) -> list[str]:
+        return sorted({account.provider for account in user.socialaccount_set.all()})
+
+
+class UserUpdateSerializer(serializers.Serializer[Any]):
+    is_active = serializers.BooleanField()
+
+
+class InvitationSerializer(serializers.ModelSerializer[Invitation]):
+    customers = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
+    )
+    teams = serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
+    )
+    state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "customers", "teams", "invited_by", "created_at", "expires_at", "state"]
+
+    def get_state(self, invitation: Invitation) -> str:
+        return invitation.state(timezone.now())
+
+
+class InvitationWriteSerializer(ScopeFields):
+    email = serializers.EmailField()
 
 
 class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):

@@ -16,6 +16,8 @@ router.register("alert-channels", views.AlertChannelViewSet, basename="alert-cha
 router.register("gateway-nodes", views.GatewayNodeViewSet, basename="gateway-node")
 router.register("api-tokens", views.ApiTokenViewSet, basename="api-token")
 router.register("audit", views.AuditViewSet, basename="audit")
+router.register("users", views.UserViewSet, basename="user")
+router.register("invitations", views.InvitationViewSet, basename="invitation")
 
 urlpatterns = [
     *router.urls,

@@ -13,17 +13,20 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from bursar.errors import InvalidInput
+from bursar.api import CSVRenderer
+from bursar.errors import InvalidInput, NotFound
 from governance import permissions, selectors
 from governance.actors import Actor, actor_from_request
 from governance.api import serializers as s
 from governance.api.authentication import GatewayNodeAuthentication
-from governance.api.permissions import IsGatewayNode, RoleRule
+from governance.api.permissions import IsGatewayNode, RoleRule, request_access
 from governance.models import (
     Alert,
     AlertChannel,
@@ -32,11 +35,12 @@ from governance.models import (
     Budget,
     Customer,
     GatewayNode,
+    Invitation,
     Team,
     VirtualKey,
     VirtualKeyStatus,
 )
-from governance.services import alerts, api_tokens, budgets, config, nodes, organization, virtual_keys
+from governance.services import alerts, api_tokens, budgets, config, nodes, organization, users, virtual_keys
 
 
 class ServiceViewSet(viewsets.GenericViewSet[Any]):
@@ -60,6 +64,10 @@ class ServiceViewSet(viewsets.GenericViewSet[Any]):
 
     def actor(self) -> Actor:
         return actor_from_request(self.request, via="api")
+
+    @property
+    def access(self) -> permissions.Access:
+        return request_access(self.request)
 
     def validated(self, *, partial: bool = False) -> BaseSerializer[Any]:
         serializer = self.write_serializer(data=self.request.data, partial=partial)
@@ -90,7 +98,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     ordering_fields = ["name", "external_id", "created_at"]
 
     def get_queryset(self) -> QuerySet[Customer]:
-        return selectors.list_customers()
+        return selectors.list_customers(self.access.spend)
 
     def create(self, request: Request) -> Response:
         customer = organization.create_customer(actor=self.actor(), **self.validated().validated_data)
@@ -118,7 +126,7 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewS
     ordering_fields = ["slug", "name", "created_at"]
 
     def get_queryset(self) -> QuerySet[Team]:
-        return selectors.list_teams()
+        return selectors.list_teams(self.access.spend)
 
     def create(self, request: Request) -> Response:
         team = organization.create_team(actor=self.actor(), **self.validated().validated_data)
@@ -155,28 +163,42 @@ class VirtualKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servic
     read_serializer = s.VirtualKeySerializer
     write_serializer = s.VirtualKeyWriteSerializer
     read_rule = staticmethod(permissions.can_view_virtual_keys)
+    write_rule = staticmethod(permissions.can_manage_virtual_keys)
     filterset_class = VirtualKeyFilter
     search_fields = ["name", "public_id", "secret_prefix"]
     ordering_fields = ["name", "created_at", "expires_at"]
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[VirtualKey]:
-        return selectors.list_virtual_keys()
+        return selectors.list_virtual_keys(self.access.keys)
+
+    def managed_key(self) -> VirtualKey:
+        """The key named in the URL, if this caller may change it (404 if it cannot see it)."""
+        key: VirtualKey = self.get_object()
+        if not permissions.can_manage_key(self.access, key):
+            raise PermissionDenied("you can change keys only in teams you lead")
+        return key
+
+    def check_owner(self, *, team: Team | None, customer: Customer | None) -> None:
+        refusal = permissions.key_owner_refusal(self.access, team=team, customer_id=customer.pk if customer else None)
+        if refusal:
+            raise PermissionDenied(refusal)
 
     def create(self, request: Request) -> Response:
         serializer = self.validated()
         assert isinstance(serializer, s.VirtualKeyWriteSerializer)
-        issued = virtual_keys.issue_virtual_key(
-            actor=self.actor(), now=timezone.now(), **serializer.to_service_kwargs()
-        )
+        fields = serializer.to_service_kwargs()
+        self.check_owner(team=fields.get("team"), customer=fields.get("customer"))
+        issued = virtual_keys.issue_virtual_key(actor=self.actor(), now=timezone.now(), **fields)
         return self._respond_issued(issued, code=status.HTTP_201_CREATED)
 
     def partial_update(self, request: Request, pk: str) -> Response:
         serializer = self.validated(partial=True)
         assert isinstance(serializer, s.VirtualKeyWriteSerializer)
-        key = virtual_keys.update_virtual_key(
-            actor=self.actor(), key=self.get_object(), changes=serializer.to_service_kwargs(), now=timezone.now()
-        )
+        key, changes = self.managed_key(), serializer.to_service_kwargs()
+        if "team" in changes or "customer" in changes:
+            self.check_owner(team=changes.get("team", key.team), customer=changes.get("customer", key.customer))
+        key = virtual_keys.update_virtual_key(actor=self.actor(), key=key, changes=changes, now=timezone.now())
         return self.respond(key)
 
     @action(detail=True, methods=["post"])
@@ -185,14 +207,14 @@ class VirtualKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servic
         body.is_valid(raise_exception=True)
         grace = timedelta(seconds=body.validated_data["grace_seconds"])
         issued = virtual_keys.rotate_virtual_key(
-            actor=self.actor(), key=self.get_object(), grace=grace, now=timezone.now()
+            actor=self.actor(), key=self.managed_key(), grace=grace, now=timezone.now()
         )
         return self._respond_issued(issued)
 
     @action(detail=True, methods=["post"])
     def revoke(self, request: Request, pk: str) -> Response:
         return self.respond(
-            virtual_keys.revoke_virtual_key(actor=self.actor(), key=self.get_object(), now=timezone.now())
+            virtual_keys.revoke_virtual_key(actor=self.actor(), key=self.managed_key(), now=timezone.now())
         )
 
     def _respond_issued(self, issued: virtual_keys.IssuedSecret, *, code: int = status.HTTP_200_OK) -> Response:
@@ -225,7 +247,7 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
     ordering_fields = ["amount", "created_at"]
 
     def get_queryset(self) -> QuerySet[Budget]:
-        return selectors.list_budgets()
+        return selectors.list_budgets(self.access.spend)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
@@ -288,7 +310,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceView
     http_method_names = ["get", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Alert]:
-        return selectors.list_alerts()
+        return selectors.list_alerts(self.access.spend)
 
 
 @extend_schema_view(
@@ -356,6 +378,88 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         return self.respond(token)
 
 
+@extend_schema_view(
+    partial_update=extend_schema(request=s.UserUpdateSerializer, responses=s.UserSerializer),
+    grants=extend_schema(
+        methods=["POST"],
+        request=s.ScopeFields,
+        responses=s.UserSerializer,
+        description="Give the user a role with this scope, or change the scope of a role it holds (audited).",
+    ),
+)
+class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    """People who sign in. They arrive through ``invitations/`` (or SSO auto-provisioning)."""
+
+    read_serializer = s.UserSerializer
+    write_serializer = s.UserUpdateSerializer
+    read_rule = staticmethod(permissions.can_manage_users)
+    write_rule = staticmethod(permissions.can_manage_users)
+    filterset_fields = ["is_active"]
+    search_fields = ["username", "email"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.list_users()
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        active = self.validated().validated_data["is_active"]
+        user = self.get_object()
+        if not active and user.pk == getattr(request.user, "pk", None):
+            raise InvalidInput("you cannot deactivate yourself", field="is_active")
+        users.set_user_active(actor=self.actor(), user=user, active=active)
+        return self.respond(selectors.list_users().get(pk=user.pk))
+
+    @action(detail=True, methods=["post"])
+    def grants(self, request: Request, pk: str) -> Response:
+        body = s.ScopeFields(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = self.get_object()
+        users.set_grant(actor=self.actor(), user=user, **body.validated_data)
+        return self.respond(selectors.list_users().get(pk=user.pk))
+
+    @extend_schema(request=None, responses=s.UserSerializer)
+    @action(detail=True, methods=["delete"], url_path=r"grants/(?P<role>[a-z_]+)")
+    def revoke_grant(self, request: Request, pk: str, role: str) -> Response:
+        user = self.get_object()
+        grant = user.role_grants.filter(role=role).first()
+        if grant is None:
+            raise NotFound(f"{user.get_username()} does not hold the {role} role", field="role")
+        users.revoke_role(actor=self.actor(), grant=grant)
+        return self.respond(selectors.list_users().get(pk=user.pk))
+
+
+@extend_schema_view(
+    create=extend_schema(request=s.InvitationWriteSerializer, responses={201: s.InvitationSerializer}),
+    revoke=extend_schema(request=None, responses=s.InvitationSerializer),
+)
+class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    """Invite an email to hold a role; the response carries ``accept_url`` this once (it is
+    also emailed). The invited person sets a password there, or signs in with SSO."""
+
+    read_serializer = s.InvitationSerializer
+    write_serializer = s.InvitationWriteSerializer
+    read_rule = staticmethod(permissions.can_manage_users)
+    write_rule = staticmethod(permissions.can_manage_users)
+    filterset_fields = ["email", "role"]
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Invitation]:
+        return selectors.list_invitations()
+
+    def create(self, request: Request) -> Response:
+        data = self.validated().validated_data
+        issued = users.invite(actor=self.actor(), now=timezone.now(), base_url=request.build_absolute_uri("/"), **data)
+        body = dict(s.InvitationSerializer(issued.invitation).data)
+        body["accept_url"] = request.build_absolute_uri(issued.path())
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str) -> Response:
+        return self.respond(
+            users.revoke_invitation(actor=self.actor(), invitation=self.get_object(), now=timezone.now())
+        )
+
+
 class AuditFilter(django_filters.FilterSet):
     since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
@@ -371,6 +475,19 @@ class AuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceView
     filterset_class = AuditFilter
     search_fields = ["actor", "action", "object_repr"]
     http_method_names = ["get", "head", "options"]
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """``format=csv`` (or ``Accept: text/csv``): every matching entry, up to 100,000."""
+        if request.accepted_renderer.format != "csv":
+            return super().list(request, *args, **kwargs)
+        entries = self.filter_queryset(self.get_queryset())[:100_000]
+        rows = [
+            {**row, "object": row["object"]["repr"], "object_type": row["object"]["type"],
+             "object_id": row["object"]["id"]}
+            for row in s.AuditEntrySerializer(entries, many=True).data
+        ]  # fmt: skip
+        return Response(rows, headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
 
     def get_queryset(self) -> QuerySet[AuditEntry]:
         return selectors.list_audit_entries()

@@ -1,4 +1,4 @@
-from governance.models.access import ApiToken, Role, RoleGrant
+from governance.models.access import SCOPED_ROLES, ApiToken, Invitation, Role, RoleGrant
 from governance.models.alerts import (
     Alert,
     AlertChannel,
@@ -16,6 +16,7 @@ from governance.models.organization import Customer, Team
 from governance.models.virtual_keys import VirtualKey, VirtualKeyStatus
 
 __all__ = [
+    "SCOPED_ROLES",
     "Alert",
     "AlertChannel",
     "AlertChannelKind",
@@ -35,6 +36,7 @@ __all__ = [
     "DeliveryState",
     "GatewayNode",
     "GatewayNodeKind",
+    "Invitation",
     "Role",
     "RoleGrant",
     "Team",

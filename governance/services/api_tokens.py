@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,13 +11,14 @@ from django.db import transaction
 
 from bursar.errors import InvalidInput
 from governance.actors import Actor
-from governance.models import ApiToken, Role
-from governance.permissions import roles_of_user
+from governance.models import ApiToken, Customer, Team
+from governance.permissions import Grant, grants_of_user, token_grant
 from governance.secrets import generate_secret
 from governance.services._changes import lock_for_update
 from governance.services.audit import record_audit, snapshot
+from governance.services.users import validate_grant
 
-TOKEN_FIELDS = ("name", "prefix", "role", "user", "expires_at", "revoked_at")
+TOKEN_FIELDS = ("name", "prefix", "role", "customers", "teams", "user", "expires_at", "revoked_at")
 # last_used_at is written at most this often per token, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -36,29 +38,46 @@ def create_api_token(
     now: datetime,
     user: User | None = None,
     expires_at: datetime | None = None,
+    customers: Sequence[Customer] = (),
+    teams: Sequence[Team] = (),
 ) -> IssuedApiToken:
-    """Create an API token; the returned secret is the only copy there will ever be.
+    """Create an API token with one role, limited to ``customers`` and ``teams`` when given;
+    the returned secret is the only copy there will ever be. A user's token can never see
+    more than the user.
 
     Side effects: one ApiToken row, one AuditEntry.
     """
-    if role not in Role.values:
-        raise InvalidInput(f"{role!r} is not a role; use one of {', '.join(Role.values)}", field="role")
+    validate_grant(role, customers, teams)
     if not name.strip():
         raise InvalidInput("must not be blank", field="name")
-    if user is not None and role not in roles_of_user(user):
-        raise InvalidInput(
-            f"{user.get_username()} does not hold the {role} role; a token cannot exceed its owner", field="role"
-        )
+    if user is not None:
+        _check_within_owner(user, Grant(role, frozenset(c.pk for c in customers), frozenset(t.pk for t in teams)))
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("must be in the future", field="expires_at")
     secret = generate_secret("bsr_")
     token = ApiToken.objects.create(
         name=name.strip(), prefix=secret.prefix, token_sha256=secret.sha256, role=role, user=user, expires_at=expires_at
     )
+    token.customers.set(customers)
+    token.teams.set(teams)
     record_audit(
         actor=actor, action="api_token.create", instance=token, before=None, after=snapshot(token, TOKEN_FIELDS)
     )
     return IssuedApiToken(token=token, secret=secret.value)
+
+
+def _check_within_owner(user: User, wanted: Grant) -> None:
+    owner = next((g for g in grants_of_user(user, cached=False) if g.role == wanted.role), None)
+    if owner is None:
+        raise InvalidInput(
+            f"{user.get_username()} does not hold the {wanted.role} role; a token cannot exceed its owner", field="role"
+        )
+    if owner.scoped:
+        bounded = token_grant(ApiToken(role=wanted.role, user_id=user.pk), own=wanted)
+        if bounded is None or (wanted.scoped and bounded != wanted):
+            raise InvalidInput(
+                f"{user.get_username()}'s {wanted.role} role is limited to fewer customers or teams", field="teams"
+            )
 
 
 @transaction.atomic

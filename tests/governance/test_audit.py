@@ -1,12 +1,13 @@
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 
+from governance.actors import Actor
 from governance.audit_chain import verify_audit_chain
 from governance.models import AuditEntry, Customer
 from governance.services.organization import update_customer
-from tests.factories import ACTOR, make_budget, make_customer, make_key, make_team, make_token
+from tests.factories import ACTOR, make_budget, make_customer, make_key, make_team, make_token, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +49,46 @@ def test_secrets_never_reach_the_audit_log():
     assert key.key.secret_sha256 not in logged
 
 
+class database_superuser_bypassing_the_trigger:
+    """What only a database superuser can do: run with triggers off (the chain is what still
+    catches it)."""
+
+    def __enter__(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = replica")
+
+    def __exit__(self, *exc: object) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = origin")
+
+
+def test_the_database_refuses_to_change_or_delete_an_entry():
+    make_customer()
+    entry = AuditEntry.objects.get()
+
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEntry.objects.filter(pk=entry.pk).update(after={"name": "forged"})
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        entry.delete()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEntry.objects.all().delete()
+
+    assert AuditEntry.objects.get().after == entry.after
+    assert verify_audit_chain().first_broken_id is None
+
+
+def test_deleting_the_acting_user_keeps_the_entries_and_the_chain():
+    user = make_user("viewer")
+    update_customer(
+        actor=Actor(label="user:x", via="ui", user_id=user.pk), customer=make_customer(), changes={"name": "N"}
+    )
+
+    user.delete()  # the entry's actor link is cleared; what the hash covers is untouched
+
+    assert AuditEntry.objects.filter(action="customer.update").get().actor == "user:x"
+    assert verify_audit_chain().first_broken_id is None
+
+
 def test_chain_verifies_and_reports_the_first_tampered_entry():
     make_customer()
     team = make_team()
@@ -56,7 +97,8 @@ def test_chain_verifies_and_reports_the_first_tampered_entry():
     assert verify_audit_chain().checked == 3
 
     second = AuditEntry.objects.order_by("id")[1]
-    AuditEntry.objects.filter(pk=second.pk).update(after={"slug": "forged"})
+    with database_superuser_bypassing_the_trigger():
+        AuditEntry.objects.filter(pk=second.pk).update(after={"slug": "forged"})
 
     result = verify_audit_chain()
     assert result.first_broken_id == second.pk
@@ -69,6 +111,7 @@ def test_deleting_an_entry_breaks_the_chain_at_the_next_one():
     for _ in range(3):
         make_customer()
     _first, second, third = AuditEntry.objects.order_by("id")
-    second.delete()
+    with database_superuser_bypassing_the_trigger():
+        second.delete()
 
     assert verify_audit_chain().first_broken_id == third.pk
