@@ -18,3 +18,7 @@ class GovernanceConfig(AppConfig):
         from governance.signals import desired_state_changed
 
         desired_state_changed.connect(on_desired_state_changed, dispatch_uid="governance.config_push")
+
+        from governance import account_audit
+
+        account_audit.connect()
