@@ -23,6 +23,7 @@ from governance.actors import actor_from_request
 from governance.api import serializers as s
 from governance.models import (
     AlertChannel,
+    AuditVia,
     Budget,
     BudgetScope,
     VirtualKey,
@@ -435,11 +436,16 @@ def nodes(request: HttpRequest) -> HttpResponse:
 @page(permissions.can_view_audit)
 def audit(request: HttpRequest) -> HttpResponse:
     entries = selectors.list_audit_entries().order_by("-id")
-    filters = {name: request.GET.get(name, "").strip() for name in ("action", "object_type", "actor", "since", "until")}
+    names = ("action", "object_type", "object_id", "actor", "via", "since", "until")
+    filters = {name: request.GET.get(name, "").strip() for name in names}
     if filters["action"]:
         entries = entries.filter(action__startswith=filters["action"])
     if filters["object_type"]:
         entries = entries.filter(object_type=filters["object_type"])
+    if filters["object_id"]:
+        entries = entries.filter(object_id=filters["object_id"])
+    if filters["via"] in AuditVia.values:
+        entries = entries.filter(via=filters["via"])
     if filters["actor"]:
         entries = entries.filter(actor__icontains=filters["actor"])
     for name, lookup in (("since", "at__gte"), ("until", "at__lt")):
@@ -492,5 +498,12 @@ def audit(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/audit.html",
-        {"rows": rows, "filters": filters, "page": number, "has_next": has_next, "object_types": object_types},
+        {
+            "rows": rows,
+            "filters": filters,
+            "page": number,
+            "has_next": has_next,
+            "object_types": object_types,
+            "vias": AuditVia.values,
+        },
     )

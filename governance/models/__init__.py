@@ -8,7 +8,7 @@ from governance.models.alerts import (
     AlertKind,
     DeliveryState,
 )
-from governance.models.audit import AuditEntry
+from governance.models.audit import AuditEntry, AuditVia
 from governance.models.budgets import Budget, BudgetPeriod, BudgetPeriodKind, BudgetScope
 from governance.models.config import ConfigPushAttempt, ConfigRenderMark, ConfigRevision
 from governance.models.nodes import GatewayNode, GatewayNodeKind
@@ -25,6 +25,7 @@ __all__ = [
     "AlertKind",
     "ApiToken",
     "AuditEntry",
+    "AuditVia",
     "Budget",
     "BudgetPeriod",
     "BudgetPeriodKind",

@@ -2,6 +2,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
+from django.test import Client
 
 from governance.actors import Actor
 from governance.audit_chain import verify_audit_chain
@@ -115,3 +116,21 @@ def test_deleting_an_entry_breaks_the_chain_at_the_next_one():
         second.delete()
 
     assert verify_audit_chain().first_broken_id == third.pk
+
+
+def test_the_audit_api_and_page_filter_and_export_csv(admin_api):
+    created = admin_api.post("/api/v1/customers/", {"external_id": "csv_co", "name": "CSV Co"}, format="json").json()
+    make_customer(external_id="by_command")  # via "system" (the test actor)
+
+    csv_response = admin_api.get("/api/v1/audit/", {"format": "csv", "via": "api", "object_id": created["id"]})
+    lines = csv_response.content.decode().splitlines()
+    assert csv_response["Content-Type"].startswith("text/csv")
+    assert lines[0].startswith("id,at,actor,via,ip,action,object")
+    assert len(lines) == 2 and "customer.create" in lines[1] and "csv_co" in lines[1]
+
+    client = Client()
+    client.force_login(make_user("admin"))
+    page = client.get("/audit/", {"via": "api", "object_id": created["id"]}).content.decode()
+    assert "CSV Co" in page and "by_command" not in page
+    exported = client.get("/audit/", {"via": "system", "format": "csv"}).content.decode()
+    assert "by_command" in exported and "csv_co" not in exported

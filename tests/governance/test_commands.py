@@ -32,6 +32,20 @@ def test_create_api_token_refuses_an_unknown_role():
     assert not ApiToken.objects.exists()
 
 
+def test_create_api_token_scopes_a_team_lead_to_its_teams():
+    from tests.factories import make_team
+
+    team = make_team(slug="payments")
+    out = StringIO()
+    call_command("create_api_token", "--name", "lead", "--role", "team_lead", "--team", "payments", stdout=out)
+    token = ApiToken.objects.get(name="lead")
+    assert list(token.teams.all()) == [team]
+    with pytest.raises(CommandError, match="needs at least one team"):
+        call_command("create_api_token", "--name", "lead2", "--role", "team_lead")
+    with pytest.raises(CommandError, match="'nope'"):
+        call_command("create_api_token", "--name", "lead3", "--role", "team_lead", "--team", "nope")
+
+
 def test_create_api_token_refuses_an_unknown_user():
     with pytest.raises(CommandError, match="no user named"):
         call_command("create_api_token", "--name", "ci", "--role", "viewer", "--user", "ghost")
