@@ -208,6 +208,8 @@ if env_str("SSO_OIDC_CLIENT_ID"):
     }
 if SSO_ONLY and not SOCIALACCOUNT_PROVIDERS:
     raise ImproperlyConfigured("SSO_ONLY needs at least one SSO provider (SSO_GOOGLE_*, SSO_GITHUB_* or SSO_OIDC_*)")
+# Client IPs (rate limits) behind this many proxies that append to X-Forwarded-For.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 # MFA: TOTP (any authenticator app) with recovery codes, for local accounts. With SSO only
 # there are no local accounts: the identity provider enforces its own MFA (allauth refuses
 # the two together).

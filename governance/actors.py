@@ -35,9 +35,22 @@ def _normalised_ip(value: str | None) -> str | None:
         return None
 
 
+def client_ip(request: Any) -> str | None:
+    """The caller's address: REMOTE_ADDR, or behind ``TRUSTED_PROXY_COUNT`` proxies the
+    address they saw (the rule allauth's sign-in limits use, so both agree)."""
+    from allauth.account.adapter import get_adapter
+    from django.core.exceptions import PermissionDenied
+
+    try:
+        ip: str = get_adapter(request).get_client_ip(request)
+    except PermissionDenied:
+        return None
+    return ip
+
+
 def actor_from_request(request: Any, *, via: str) -> Actor:
     """The actor behind an HTTP request: its API token if it used one, else its user."""
-    ip = _normalised_ip(request.META.get("REMOTE_ADDR"))
+    ip = _normalised_ip(client_ip(request))
     auth = getattr(request, "auth", None)
     if isinstance(auth, ApiToken):
         return Actor(label=f"token:{auth.name}", via=via, user_id=auth.user_id, api_token_id=auth.pk, ip=ip)

@@ -134,3 +134,15 @@ def test_the_audit_api_and_page_filter_and_export_csv(admin_api):
     assert "CSV Co" in page and "by_command" not in page
     exported = client.get("/audit/", {"via": "system", "format": "csv"}).content.decode()
     assert "by_command" in exported and "csv_co" not in exported
+
+
+def test_the_ip_recorded_is_the_clients_behind_a_trusted_proxy(admin_api, settings):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    admin_api.post(
+        "/api/v1/customers/",
+        {"external_id": "proxied", "name": "Proxied"},
+        format="json",
+        HTTP_X_FORWARDED_FOR="198.51.100.23",
+        REMOTE_ADDR="10.0.0.2",
+    )
+    assert AuditEntry.objects.get(action="customer.create").ip == "198.51.100.23"

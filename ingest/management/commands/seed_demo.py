@@ -49,7 +49,14 @@ KEYS = [
     ("research notebooks", "research", [], None),
     ("platform evals", "platform", ["openai/*", "anthropic/*", "google/*"], 240),
 ]
-USERS = [("admin", Role.ADMIN), ("finance", Role.FINANCE), ("viewer", Role.VIEWER)]
+# (username, role, scope): the scoped ones show what a team lead or a customer's viewer sees.
+USERS = [
+    ("admin", Role.ADMIN, {}),
+    ("finance", Role.FINANCE, {}),
+    ("viewer", Role.VIEWER, {}),
+    ("lead", Role.TEAM_LEAD, {"teams": ["acme-support", "acme-search"]}),
+    ("acme-viewer", Role.VIEWER, {"customers": ["acme_corp"]}),
+]
 DEMO_PASSWORD = "bursar-demo"  # noqa: S105  (local demo accounts, printed on purpose)
 
 
@@ -183,14 +190,20 @@ class Command(BaseCommand):
 
         create_alert_channel(actor=actor, kind="email", target="finance@example.com", name="finance (printed)")
         node = register_gateway_node(actor=actor, name="demo-gateway", kind="litellm")
-        for username, role in USERS:
+        for username, role, scope in USERS:
             create_user(
-                actor=actor, username=username, email=f"{username}@example.com", password=DEMO_PASSWORD, role=role
+                actor=actor,
+                username=username,
+                email=f"{username}@example.com",
+                password=DEMO_PASSWORD,
+                role=role,
+                teams=[teams[slug] for slug in scope.get("teams", [])],
+                customers=[customers[external_id] for external_id in scope.get("customers", [])],
             )
         if not quiet:
             self.stdout.write(
                 f"demo data loaded: {len(customers)} customers, {len(teams)} teams, {len(KEYS)} keys, "
                 f"{Budget.objects.count()} budgets; "
-                f"sign in as {', '.join(name for name, _ in USERS)} with password {DEMO_PASSWORD!r}"
+                f"sign in as {', '.join(name for name, _, _ in USERS)} with password {DEMO_PASSWORD!r}"
             )
         return node
