@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
-from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +27,7 @@ from bursar.errors import InvalidInput
 from governance import permissions
 from governance.actors import actor_from_request
 from governance.api.permissions import RoleRule, request_access
+from governance.api.renderers import ScopedBrowsableAPIRenderer
 from governance.models.organization import currency_validator
 from governance.services.budgets import validate_timezone
 
@@ -170,7 +171,7 @@ class UsageApi(APIView):
     permission_classes = [RoleRule]
     read_rule = staticmethod(permissions.can_view_usage)
     write_rule = staticmethod(permissions.can_view_usage)
-    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+    renderer_classes = [JSONRenderer, ScopedBrowsableAPIRenderer, CSVRenderer]
 
     @extend_schema(
         parameters=[UsageQuerySerializer],

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import BigIntegerField, F, QuerySet, Sum, Value
 from django.db.models.functions import Cast, TruncDay, TruncMonth
@@ -101,7 +102,7 @@ def _filtered(model: type[UsageSums], query: UsageQuery, start: datetime, end: d
     manager: Any = model._default_manager
     rows: QuerySet[Any] = manager.filter(bucket__gte=start, bucket__lt=end)
     if not query.within.everything:
-        rows = rows.filter(query.within.q())
+        rows = rows.filter(query.within.usage_q())
     # Names are resolved to ids first: a literal id list lets PostgreSQL use the
     # (scope, bucket) indexes, where a sub-select made it hash-join the whole range.
     if query.customers:
@@ -198,9 +199,14 @@ def _fetch_merged(
     selects: list[str] = []
     params: list[Any] = []
     for part in parts:
-        sql, part_params = part.query.sql_with_params()
+        try:
+            sql, part_params = part.query.sql_with_params()
+        except EmptyResultSet:  # a filter that can match nothing, e.g. an empty scope
+            continue
         selects.append(f"({sql})")
         params.extend(part_params)
+    if not selects:
+        return []
     outer = ", ".join(
         [*keys, *(f"SUM({name}){'' if name in MONEY_MEASURES else '::bigint'} AS {name}" for name in sums)]
     )
@@ -290,10 +296,13 @@ def sum_units(
     customer_id: int | None = None,
     team_id: int | None = None,
     virtual_key_id: int | None = None,
+    within: Visibility = EVERYTHING,
 ) -> dict[str, Decimal]:
     """Units of work (``units`` of events, e.g. renders) over ``[start, end)`` at hour
     resolution, per unit name, for one scope (or all)."""
     rows = UsageUnits.objects.filter(bucket__gte=start, bucket__lt=end)
+    if not within.everything:
+        rows = rows.filter(within.usage_q())
     if customer_id is not None:
         rows = rows.filter(customer_id=customer_id)
     if team_id is not None:

@@ -399,7 +399,9 @@ def _spend_page(request: HttpRequest, scope: Scope) -> HttpResponse:
         "by_breakdown": sorted(_scope_usage(window, scope, group_by=(breakdown,)), key=lambda r: -r["cost"]),
     }
     ids = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}
-    units = sum_units(start=window.start, end=window.end, **{ids[scope.kind]: scope.obj.pk})
+    units = sum_units(
+        start=window.start, end=window.end, within=scope.filters["within"], **{ids[scope.kind]: scope.obj.pk}
+    )
     context["per_unit"] = [
         {"unit": unit, "amount": amount, "cost": (total.get("cost") or Decimal(0)) / amount}
         for unit, amount in units.items()
@@ -458,9 +460,11 @@ def scope_events(request: HttpRequest, kind: str, pk: str) -> HttpResponse:
     scope = _scope(kind, int(pk), access)
     window = date_range(request)
     column = {"customer": "customer_id", "team": "team_id", "virtual_key": "virtual_key_id"}[kind]
-    events = UsageEvent.objects.filter(
-        **{column: scope.obj.pk}, occurred_at__gte=window.start, occurred_at__lt=window.end
-    ).order_by("-occurred_at", "-id")
+    events = (
+        UsageEvent.objects.filter(**{column: scope.obj.pk}, occurred_at__gte=window.start, occurred_at__lt=window.end)
+        .filter(scope.filters["within"].usage_q())
+        .order_by("-occurred_at", "-id")
+    )
     if wants_csv(request):
         return csv_response(
             f"{kind}_{pk}_events.csv",
@@ -519,7 +523,8 @@ def prices(request: HttpRequest) -> HttpResponse:
                 errors = {error.field or "form": str(error)}
         else:
             errors = {field: " ".join(str(e) for e in value) for field, value in serializer.errors.items()}
-    jobs = list(RepriceJob.objects.order_by("-created_at")[:10])
+    # Re-pricing jobs sum over every customer: for those who may re-price.
+    jobs = list(RepriceJob.objects.order_by("-created_at")[:10]) if permissions.can_reprice(access_of(request)) else []
     search = request.GET.get("q", "").strip()
     catalog = ModelPrice.objects.order_by("provider", "model", "-effective_from")
     if search:

@@ -176,6 +176,9 @@ SOCIALACCOUNT_ONLY = SSO_ONLY
 ALLOWED_EMAIL_DOMAINS = [domain.lower() for domain in env_list("ALLOWED_EMAIL_DOMAINS", [])]
 # An SSO user who was not invited is refused, unless this makes them a viewer.
 SSO_AUTO_PROVISION_VIEWERS = env_bool("SSO_AUTO_PROVISION_VIEWERS", False)
+if SSO_AUTO_PROVISION_VIEWERS and not ALLOWED_EMAIL_DOMAINS:
+    # With Google or GitHub, anyone on the internet would become a viewer.
+    raise ImproperlyConfigured("SSO_AUTO_PROVISION_VIEWERS needs ALLOWED_EMAIL_DOMAINS (whose people may come in)")
 SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # linking by email is done by the adapter, verified only
 SOCIALACCOUNT_STORE_TOKENS = False
@@ -345,7 +348,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        "governance.api.renderers.ScopedBrowsableAPIRenderer",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "bursar.api.exception_handler",

@@ -28,51 +28,81 @@ from governance.models import ApiToken, Budget, BudgetScope, Role, Team, Virtual
 
 @dataclass(frozen=True)
 class Grant:
-    """One role and its scope (both empty: the whole organisation)."""
+    """One role and its scope. ``scoped`` is stored with the grant: a scoped grant whose
+    customers and teams have all been deleted sees nothing, never the whole organisation."""
 
     role: str
     customer_ids: frozenset[int] = frozenset()
     team_ids: frozenset[int] = frozenset()
+    scoped: bool = False
 
-    @property
-    def scoped(self) -> bool:
-        return bool(self.customer_ids or self.team_ids)
+    @classmethod
+    def of(cls, role: str, customer_ids: Iterable[int] = (), team_ids: Iterable[int] = ()) -> Grant:
+        """A new grant: scoped exactly when it names customers or teams."""
+        customers, teams = frozenset(customer_ids), frozenset(team_ids)
+        return cls(role, customers, teams, scoped=bool(customers or teams))
 
 
 @dataclass(frozen=True)
 class Visibility:
-    """Which customers and teams a part of the data is limited to. ``team_ids`` includes
-    every team of the listed customers."""
+    """Which customers and teams a part of the data is limited to.
+
+    Two readings, because a team can move between customers and an event names its
+    customer and team separately:
+
+    - figures (rollups, events): rows of a listed customer, or of a listed team;
+    - objects (teams, keys, budgets): also every team the listed customers have now
+      (``customer_team_ids``), so a customer's viewer opens its teams' pages, which show
+      that team's spend for that customer.
+    """
 
     everything: bool = False
     customer_ids: frozenset[int] = frozenset()
     team_ids: frozenset[int] = frozenset()
+    customer_team_ids: frozenset[int] = frozenset()
 
     @property
     def nothing(self) -> bool:
         return not self.everything and not self.customer_ids and not self.team_ids
 
+    @property
+    def object_team_ids(self) -> frozenset[int]:
+        return self.team_ids | self.customer_team_ids
+
     def union(self, other: Visibility) -> Visibility:
         if self.everything or other.everything:
             return EVERYTHING
-        return Visibility(False, self.customer_ids | other.customer_ids, self.team_ids | other.team_ids)
+        return Visibility(
+            False,
+            self.customer_ids | other.customer_ids,
+            self.team_ids | other.team_ids,
+            self.customer_team_ids | other.customer_team_ids,
+        )
 
     def q(self, *, customer: str | None = "customer_id", team: str | None = "team_id") -> Q:
-        """Rows whose ``customer`` or ``team`` column is in scope (every row if unlimited)."""
+        """Objects whose ``customer`` or ``team`` is in scope (all if unlimited)."""
+        return self._q(customer, team, self.object_team_ids)
+
+    def usage_q(self) -> Q:
+        """Usage rows and events (``customer_id``, ``team_id``) in scope."""
+        return self._q("customer_id", "team_id", self.team_ids)
+
+    def _q(self, customer: str | None, team: str | None, team_ids: frozenset[int]) -> Q:
         if self.everything:
             return Q()
         condition = Q(pk__in=[])
         if customer is not None and self.customer_ids:
             condition |= Q(**{f"{customer}__in": sorted(self.customer_ids)})
-        if team is not None and self.team_ids:
-            condition |= Q(**{f"{team}__in": sorted(self.team_ids)})
+        if team is not None and team_ids:
+            condition |= Q(**{f"{team}__in": sorted(team_ids)})
         return condition
 
     def covers(self, *, customer_id: int | None = None, team_id: int | None = None) -> bool:
+        """Whether an object owned by this customer or team is in scope."""
         return (
             self.everything
             or (customer_id is not None and customer_id in self.customer_ids)
-            or (team_id is not None and team_id in self.team_ids)
+            or (team_id is not None and team_id in self.object_team_ids)
         )
 
 
@@ -123,9 +153,9 @@ def access_from_grants(grants: Iterable[Grant]) -> Access:
         if grant.role == Role.TEAM_LEAD and not grant.scoped:
             continue  # refused when granted; a team lead without teams leads nothing
         seen = EVERYTHING
-        if grant.scoped:
-            teams = grant.team_ids.union(*(teams_by_customer[c] for c in grant.customer_ids))
-            seen = Visibility(False, grant.customer_ids, teams)
+        if grant.scoped:  # even if every customer and team it named is gone: then nothing
+            derived = frozenset().union(*(teams_by_customer[c] for c in grant.customer_ids))
+            seen = Visibility(False, grant.customer_ids, grant.team_ids, derived)
         if grant.role == Role.ADMIN:
             spend, keys, manages = EVERYTHING, EVERYTHING, EVERYTHING
         elif grant.role == Role.FINANCE:
@@ -141,7 +171,12 @@ def grants_of_user(user: Any, *, cached: bool = True) -> tuple[Grant, ...]:
     """A user's grants (superusers are admins), cached on the user object (a request's)."""
     if not cached or not hasattr(user, "_bursar_grants"):
         found = [
-            Grant(row.role, frozenset(c.pk for c in row.customers.all()), frozenset(t.pk for t in row.teams.all()))
+            Grant(
+                row.role,
+                frozenset(c.pk for c in row.customers.all()),
+                frozenset(t.pk for t in row.teams.all()),
+                scoped=row.scoped,
+            )
             for row in user.role_grants.prefetch_related("customers", "teams")
         ]
         if user.is_superuser and not any(g.role == Role.ADMIN for g in found):
@@ -160,6 +195,7 @@ def token_grant(token: ApiToken, *, own: Grant | None = None) -> Grant | None:
             token.role,
             frozenset(token.customers.values_list("pk", flat=True)),
             frozenset(token.teams.values_list("pk", flat=True)),
+            scoped=token.scoped,
         )
     if token.user_id is None:
         return own
@@ -172,7 +208,7 @@ def token_grant(token: ApiToken, *, own: Grant | None = None) -> Grant | None:
         return owner
     customers = own.customer_ids & owner.customer_ids
     teams = own.team_ids & (owner.team_ids | _teams_of(owner.customer_ids))
-    return Grant(own.role, customers, teams) if customers or teams else None
+    return Grant(own.role, customers, teams, scoped=True) if customers or teams else None
 
 
 def access_for(user: Any, auth: Any = None) -> Access:
@@ -285,10 +321,11 @@ def budget_q(visibility: Visibility) -> Q:
     """Budgets whose scope is visible; an organisation budget only to unlimited access."""
     if visibility.everything:
         return Q()
+    teams = sorted(visibility.object_team_ids)
     return (
         Q(scope_type=BudgetScope.CUSTOMER, customer_id__in=sorted(visibility.customer_ids))
-        | Q(scope_type=BudgetScope.TEAM, team_id__in=sorted(visibility.team_ids))
-        | Q(scope_type=BudgetScope.VIRTUAL_KEY, virtual_key__team_id__in=sorted(visibility.team_ids))
+        | Q(scope_type=BudgetScope.TEAM, team_id__in=teams)
+        | Q(scope_type=BudgetScope.VIRTUAL_KEY, virtual_key__team_id__in=teams)
         | Q(scope_type=BudgetScope.VIRTUAL_KEY, virtual_key__customer_id__in=sorted(visibility.customer_ids))
     )
 
@@ -308,7 +345,7 @@ def key_owner_refusal(access: Access, *, team: Team | None, customer_id: int | N
     a team lead only a team it leads, with no customer or that team's own."""
     if access.manages_keys.everything:
         return None
-    if team is None or team.pk not in access.manages_keys.team_ids:
+    if team is None or team.pk not in access.manages_keys.object_team_ids:
         return "you can issue and move keys only into teams you lead"
     if customer_id is not None and customer_id != team.customer_id:
         return "a key of your team can belong only to the team's own customer"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from allauth.mfa.models import Authenticator
 from allauth.socialaccount.models import SocialAccount
+from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
@@ -94,11 +94,15 @@ def _user_rows(found: Sequence[User]) -> list[UserRow]:
     """Users with their grants, whether they use MFA and which SSO accounts they linked
     (three queries for the whole page, not three per user)."""
     ids = [user.pk for user in found]
-    with_mfa = set(
-        Authenticator.objects.filter(user_id__in=ids)
-        .exclude(type=Authenticator.Type.RECOVERY_CODES)  # codes only back up a real factor
-        .values_list("user_id", flat=True)
-    )
+    with_mfa: set[int] = set()
+    if apps.is_installed("allauth.mfa"):  # not with SSO only: the identity provider does MFA
+        from allauth.mfa.models import Authenticator
+
+        with_mfa = set(
+            Authenticator.objects.filter(user_id__in=ids)
+            .exclude(type=Authenticator.Type.RECOVERY_CODES)  # codes only back up a real factor
+            .values_list("user_id", flat=True)
+        )
     linked: dict[int, list[str]] = {}
     for user_id, provider in SocialAccount.objects.filter(user_id__in=ids).values_list("user_id", "provider"):
         linked.setdefault(user_id, []).append(provider)

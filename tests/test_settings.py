@@ -92,3 +92,17 @@ def test_logs_are_json_lines_with_structured_fields_and_no_secrets(tmp_path):
     assert recorded and recorded[0]["action"] == "api_token.create"
     assert recorded[0]["level"] == "INFO" and recorded[0]["via"] == "command"
     assert token not in result.stderr
+
+
+def test_sso_only_starts_without_local_two_factor_and_needs_a_provider():
+    sso = {"DEBUG": "1", "SSO_ONLY": "1", "SSO_OIDC_CLIENT_ID": "bursar", "SSO_OIDC_SERVER_URL": "http://idp.example"}
+    assert run_manage("check", **sso).returncode == 0, run_manage("check", **sso).stderr
+    without = run_manage("check", DEBUG="1", SSO_ONLY="1")
+    assert without.returncode != 0 and "SSO_ONLY needs at least one SSO provider" in without.stderr
+
+
+def test_auto_provisioning_needs_allowed_domains():
+    result = run_manage("check", DEBUG="1", SSO_AUTO_PROVISION_VIEWERS="1")
+    assert result.returncode != 0 and "needs ALLOWED_EMAIL_DOMAINS" in result.stderr
+    allowed = run_manage("check", DEBUG="1", SSO_AUTO_PROVISION_VIEWERS="1", ALLOWED_EMAIL_DOMAINS="example.com")
+    assert allowed.returncode == 0, allowed.stderr

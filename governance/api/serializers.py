@@ -456,7 +456,7 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
 
 
 class InvitationWriteSerializer(ScopeFields):
-    email = serializers.EmailField()
+    email = serializers.EmailField(max_length=254)
 
 
 class AuditEntrySerializer(serializers.ModelSerializer[AuditEntry]):

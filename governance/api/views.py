@@ -14,7 +14,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -27,6 +27,7 @@ from governance.actors import Actor, actor_from_request
 from governance.api import serializers as s
 from governance.api.authentication import GatewayNodeAuthentication
 from governance.api.permissions import IsGatewayNode, RoleRule, request_access
+from governance.api.renderers import ScopedBrowsableAPIRenderer
 from governance.models import (
     Alert,
     AlertChannel,
@@ -114,6 +115,14 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class TeamFilter(django_filters.FilterSet):
+    customer = django_filters.NumberFilter(field_name="customer_id")
+
+    class Meta:
+        model = Team
+        fields = ["slug"]
+
+
 @extend_schema_view(
     create=extend_schema(request=s.TeamWriteSerializer, responses={201: s.TeamSerializer}),
     partial_update=extend_schema(request=s.TeamWriteSerializer, responses=s.TeamSerializer),
@@ -121,7 +130,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
 class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     read_serializer = s.TeamSerializer
     write_serializer = s.TeamWriteSerializer
-    filterset_fields = ["slug", "customer"]
+    filterset_class = TeamFilter
     search_fields = ["slug", "name"]
     ordering_fields = ["slug", "name", "created_at"]
 
@@ -141,12 +150,16 @@ class TeamViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewS
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+# Related ids filter as plain numbers: a choice filter would answer 400 for an id that does
+# not exist and 200 for one outside the caller's scope, telling the two apart.
 class VirtualKeyFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=VirtualKeyStatus.choices, method="filter_status")
+    team = django_filters.NumberFilter(field_name="team_id")
+    customer = django_filters.NumberFilter(field_name="customer_id")
 
     class Meta:
         model = VirtualKey
-        fields = ["team", "customer", "public_id"]
+        fields = ["public_id"]
 
     def filter_status(self, queryset: QuerySet[VirtualKey], name: str, value: str) -> QuerySet[VirtualKey]:
         """By the status a client reads: a key past its expiry is expired before the sweep."""
@@ -224,9 +237,13 @@ class VirtualKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servic
 
 
 class BudgetFilter(django_filters.FilterSet):
+    customer = django_filters.NumberFilter(field_name="customer_id")
+    team = django_filters.NumberFilter(field_name="team_id")
+    virtual_key = django_filters.NumberFilter(field_name="virtual_key_id")
+
     class Meta:
         model = Budget
-        fields = ["scope_type", "customer", "team", "virtual_key", "period", "currency", "hard_cap"]
+        fields = ["scope_type", "period", "currency", "hard_cap"]
 
 
 @extend_schema_view(
@@ -296,10 +313,11 @@ class BudgetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
 class AlertFilter(django_filters.FilterSet):
     since = django_filters.IsoDateTimeFilter(field_name="fired_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="fired_at", lookup_expr="lt")
+    budget = django_filters.NumberFilter(field_name="budget_id")
 
     class Meta:
         model = Alert
-        fields = ["budget", "kind", "threshold"]
+        fields = ["kind", "threshold"]
 
 
 class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
@@ -475,7 +493,7 @@ class AuditViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceView
     filterset_class = AuditFilter
     search_fields = ["actor", "action", "object_repr"]
     http_method_names = ["get", "head", "options"]
-    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CSVRenderer]
+    renderer_classes = [JSONRenderer, ScopedBrowsableAPIRenderer, CSVRenderer]
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """``format=csv`` (or ``Accept: text/csv``): every matching entry, up to 100,000."""

@@ -25,6 +25,9 @@ class RoleGrant(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     customers = models.ManyToManyField("governance.Customer", blank=True, related_name="+")
     teams = models.ManyToManyField("governance.Team", blank=True, related_name="+")
+    # Written with the scope: a scope whose customers and teams were all deleted since then
+    # sees nothing, never (as an empty scope would read) the whole organisation.
+    scoped = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -44,6 +47,9 @@ class ApiToken(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     customers = models.ManyToManyField("governance.Customer", blank=True, related_name="+")
     teams = models.ManyToManyField("governance.Team", blank=True, related_name="+")
+    # Written with the scope: a scope whose customers and teams were all deleted since then
+    # sees nothing, never (as an empty scope would read) the whole organisation.
+    scoped = models.BooleanField(default=False)
     # A token belongs to a user, or (user empty) to a service identity named by ``name``.
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
@@ -70,6 +76,9 @@ class Invitation(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     customers = models.ManyToManyField("governance.Customer", blank=True, related_name="+")
     teams = models.ManyToManyField("governance.Team", blank=True, related_name="+")
+    # Written with the scope: a scope whose customers and teams were all deleted since then
+    # sees nothing, never (as an empty scope would read) the whole organisation.
+    scoped = models.BooleanField(default=False)
     token_sha256 = models.CharField(max_length=64, unique=True)
     invited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -50,13 +50,21 @@ def create_api_token(
     validate_grant(role, customers, teams)
     if not name.strip():
         raise InvalidInput("must not be blank", field="name")
+    if len(name.strip()) > 200:
+        raise InvalidInput("must be at most 200 characters", field="name")
     if user is not None:
-        _check_within_owner(user, Grant(role, frozenset(c.pk for c in customers), frozenset(t.pk for t in teams)))
+        _check_within_owner(user, Grant.of(role, (c.pk for c in customers), (t.pk for t in teams)))
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("must be in the future", field="expires_at")
     secret = generate_secret("bsr_")
     token = ApiToken.objects.create(
-        name=name.strip(), prefix=secret.prefix, token_sha256=secret.sha256, role=role, user=user, expires_at=expires_at
+        name=name.strip(),
+        prefix=secret.prefix,
+        token_sha256=secret.sha256,
+        role=role,
+        user=user,
+        expires_at=expires_at,
+        scoped=bool(customers or teams),
     )
     token.customers.set(customers)
     token.teams.set(teams)

@@ -75,15 +75,14 @@ def create_user(
 ) -> AbstractUser:
     """Create a user holding ``role`` (with its scope); admins also get Django admin access.
 
-    Side effects: one User row, one RoleGrant row, one AuditEntry (never the password).
+    Side effects: one User row, one RoleGrant row, AuditEntries (never the password).
     """
     validate_grant(role, customers, teams)
-    is_admin = role == Role.ADMIN
+    if get_user_model().objects.filter(email__iexact=email).exists():
+        raise Conflict(f"{email} already has an account", field="email")
     try:
         with transaction.atomic():
-            user = get_user_model().objects.create_user(
-                username=username, email=email, password=password, is_staff=is_admin, is_superuser=is_admin
-            )
+            user = get_user_model().objects.create_user(username=username, email=email, password=password)
     except IntegrityError:
         raise Conflict(f"a user named {username!r} already exists", field="username") from None
     if password is None:
@@ -96,17 +95,36 @@ def create_user(
 
 @transaction.atomic
 def set_grant(
-    *, actor: Actor, user: AbstractUser, role: str, customers: Sequence[Customer] = (), teams: Sequence[Team] = ()
+    *,
+    actor: Actor,
+    user: AbstractUser,
+    role: str,
+    customers: Sequence[Customer] = (),
+    teams: Sequence[Team] = (),
+    scoped: bool | None = None,
 ) -> RoleGrant:
     """Give a user a role with this scope, or change the scope of the role it holds.
+    ``scoped`` defaults to whether customers or teams are named; a scoped grant left with
+    none (they were deleted) is refused rather than widened to the organisation. The admin
+    role also opens the Django admin (staff and superuser), and revoking it closes it.
 
     Side effects: one RoleGrant row created or re-scoped; one AuditEntry when it changed.
     """
+    if scoped is None:
+        scoped = bool(customers or teams)
+    if scoped and not (customers or teams):
+        raise InvalidInput("the customers and teams this role was limited to no longer exist", field="customers")
     validate_grant(role, customers, teams)
-    grant, created = RoleGrant.objects.get_or_create(user=user, role=role)
+    grant, created = RoleGrant.objects.get_or_create(user=user, role=role, defaults={"scoped": scoped})
     before = None if created else grant_snapshot(grant)
+    if grant.scoped != scoped:
+        grant.scoped = scoped
+        grant.save(update_fields=["scoped"])
     grant.customers.set(customers)
     grant.teams.set(teams)
+    if role == Role.ADMIN and not (user.is_staff and user.is_superuser):
+        user.is_staff = user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
     after = grant_snapshot(grant)
     if before != after:
         action = "role.grant" if created else "role.change"
@@ -122,6 +140,8 @@ def revoke_role(*, actor: Actor, grant: RoleGrant) -> None:
     """
     before = {"user": grant.user_id, **grant_snapshot(grant)}
     record_audit(actor=actor, action="role.revoke", instance=grant, before=before, after=None)
+    if grant.role == Role.ADMIN:  # superusers are admins: the flag goes with the grant
+        get_user_model().objects.filter(pk=grant.user_id).update(is_staff=False, is_superuser=False)
     grant.delete()
 
 
@@ -171,14 +191,15 @@ def invite(
     commit when ``base_url`` is given.
     """
     email = get_user_model().objects.normalize_email(email.strip())
-    if "@" not in email:
-        raise InvalidInput("must be an email address", field="email")
+    if "@" not in email or len(email) > 254:
+        raise InvalidInput("must be an email address of at most 254 characters", field="email")
     refusal = email_domain_refusal(email)
     if refusal:
         raise InvalidInput(refusal, field="email")
     validate_grant(role, customers, teams)
     if get_user_model().objects.filter(email__iexact=email).exists():
         raise Conflict(f"{email} already has an account; grant it a role instead", field="email")
+    _supersede(actor=actor, email=email, now=now)
     secret = generate_secret("inv_", display_chars=4)
     invitation = Invitation.objects.create(
         email=email,
@@ -186,6 +207,7 @@ def invite(
         token_sha256=secret.sha256,
         invited_by_id=actor.user_id,
         expires_at=now + INVITATION_LIFETIME,
+        scoped=bool(customers or teams),
     )
     invitation.customers.set(customers)
     invitation.teams.set(teams)
@@ -205,6 +227,17 @@ def invite(
             )
         )
     return issued
+
+
+def _supersede(*, actor: Actor, email: str, now: datetime, keep: Invitation | None = None) -> None:
+    """Revoke an email's other pending invitations: one link per person at a time."""
+    others = Invitation.objects.filter(
+        email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+    )
+    if keep is not None:
+        others = others.exclude(pk=keep.pk)
+    for other in others:
+        revoke_invitation(actor=actor, invitation=other, now=now)
 
 
 @transaction.atomic
@@ -254,17 +287,16 @@ def accept_invitation(
             validate_password(password, get_user_model()(username=username, email=invitation.email))
         except ValidationError as error:
             raise InvalidInput(" ".join(error.messages), field="password") from None
-    actor = Actor(label=f"user:{username}", via="ui", ip=ip)
-    user = create_user(
-        actor=actor,
-        username=username,
-        email=invitation.email,
-        password=password,
-        role=invitation.role,
-        customers=list(invitation.customers.all()),
-        teams=list(invitation.teams.all()),
-    )
-    _mark_accepted(invitation, user=user, now=now, actor=Actor(actor.label, actor.via, user_id=user.pk, ip=ip))
+    if get_user_model().objects.filter(email__iexact=invitation.email).exists():
+        raise Conflict(f"{invitation.email} already has an account: sign in instead", field="invitation")
+    try:
+        with transaction.atomic():
+            user = get_user_model().objects.create_user(username=username, email=invitation.email, password=password)
+    except IntegrityError:
+        raise Conflict(f"a user named {username!r} already exists", field="username") from None
+    actor = Actor(label=f"user:{username}", via="ui", user_id=user.pk, ip=ip)
+    record_audit(actor=actor, action="user.create", instance=user, before=None, after=_user_snapshot(user))
+    grant_invited_role(actor=actor, invitation=invitation, user=user, now=now)
     return user
 
 
@@ -278,8 +310,9 @@ def grant_invited_role(*, actor: Actor, invitation: Invitation, user: AbstractUs
     if invitation.state(now) != "pending":
         raise Conflict(f"this invitation is {invitation.state(now)}", field="invitation")
     customers, teams = list(invitation.customers.all()), list(invitation.teams.all())
-    set_grant(actor=actor, user=user, role=invitation.role, customers=customers, teams=teams)
+    set_grant(actor=actor, user=user, role=invitation.role, customers=customers, teams=teams, scoped=invitation.scoped)
     _mark_accepted(invitation, user=user, now=now, actor=actor)
+    _supersede(actor=actor, email=invitation.email, now=now, keep=invitation)
 
 
 def _mark_accepted(invitation: Invitation, *, user: AbstractUser, now: datetime, actor: Actor) -> None:
