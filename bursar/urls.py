@@ -4,9 +4,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from governance.user_urls import public_urlpatterns as invitation_urls
 
 from bursar.api import json_not_found, json_server_error
+from governance.user_urls import public_urlpatterns as invitation_urls
 from ingest.metrics import metrics_view
 
 
