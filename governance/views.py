@@ -60,6 +60,7 @@ def issue_key(request: HttpRequest) -> HttpResponse:
     leads issue into the teams they lead."""
     access = access_of(request)
     context: dict[str, Any] = {"form": {}, "errors": {}, **_owners(access.manages_keys)}
+    refusal = None
     if request.method == "POST":
         form = request.POST
         data: dict[str, Any] = {
@@ -75,7 +76,6 @@ def issue_key(request: HttpRequest) -> HttpResponse:
         }
         serializer = s.VirtualKeyWriteSerializer(data=data)
         context["form"] = form
-        refusal = None
         if serializer.is_valid():
             owner = serializer.to_service_kwargs()
             customer = owner.get("customer")
@@ -95,7 +95,8 @@ def issue_key(request: HttpRequest) -> HttpResponse:
                 return render(request, "dashboard/key_secret.html", {"key": issued.key, "secret": issued.secret})
         else:
             context["errors"] = _errors(serializer)
-    return render(request, "dashboard/key_form.html", context)
+    # A team outside the ones this user leads is refused (403), with the form kept.
+    return render(request, "dashboard/key_form.html", context, status=403 if refusal else 200)
 
 
 def _managed_key(request: HttpRequest, pk: int) -> VirtualKey:

@@ -155,7 +155,7 @@ def test_a_team_lead_issues_keys_only_into_its_teams(world):
     html = client.get("/keys/new/").content.decode()
     assert "research" in html and "skunkworks" not in html
     refused = client.post("/keys/new/", {"name": "sneaky", "team": world["other_team"].pk})
-    assert refused.status_code == 200 and b"teams you lead" in refused.content
+    assert refused.status_code == 403 and b"teams you lead" in refused.content
     assert not VirtualKey.objects.filter(name="sneaky").exists()
     issued = client.post("/keys/new/", {"name": "team key", "team": world["team"].pk})
     assert b'data-testid="secret"' in issued.content
@@ -358,3 +358,82 @@ def test_thresholds_with_percent_signs_are_understood_and_junk_is_refused(world)
     assert Budget.objects.get(pk=budget.pk).soft_thresholds == [50, 80]
     refused = client.post(f"/budgets/{budget.pk}/", {"action": "update", "amount": "50", "soft_thresholds": "half"})
     assert refused.status_code == 200 and "soft_thresholds" in refused.context["errors"]
+
+
+# (name, path, form, allowed, hidden): every page that writes. Allowed principals succeed;
+# for everyone else the answer is 403 (or 404 for an object outside its scope) and the
+# database is exactly as it was.
+WRITES = [
+    ("issue key", lambda w: "/keys/new/", lambda w: {"name": "k", "team": w["team"].pk}, {"admin", "lead"}, set()),
+    ("rotate key", lambda w: f"/keys/{w['key'].pk}/rotate/", lambda w: {}, {"admin", "lead"}, {"out_lead"}),
+    ("revoke key", lambda w: f"/keys/{w['key'].pk}/revoke/", lambda w: {}, {"admin", "lead"}, {"out_lead"}),
+    (
+        "new budget",
+        lambda w: "/budgets/new/",
+        lambda w: {"scope_type": "team", "scope_team": w["team"].pk, "amount": "5", "period": "monthly"},
+        {"admin"},
+        set(),
+    ),
+    (
+        "change budget",
+        lambda w: f"/budgets/{w['budget'].pk}/",
+        lambda w: {"action": "update", "amount": "9", "soft_thresholds": "50"},
+        {"admin"},
+        {"lead", "out_lead", "out_viewer"},
+    ),
+    (
+        "add channel",
+        lambda w: "/alerts/channels/",
+        lambda w: {"kind": "email", "target": "x@example.com"},
+        {"admin"},
+        set(),
+    ),
+    ("register node", lambda w: "/gateways/", lambda w: {"name": "gw-x", "kind": "generic"}, {"admin"}, set()),
+    ("push config", lambda w: "/gateways/", lambda w: {"action": "push"}, {"admin"}, set()),
+    (
+        "add price",
+        lambda w: "/prices/",
+        lambda w: {"action": "add", "provider": "lab", "model": "m", "effective_from": "2026-01-01T00:00:00Z"},
+        {"admin"},
+        set(),
+    ),
+    (
+        "invite",
+        lambda w: "/users/",
+        lambda w: {"action": "invite", "email": "new@example.com", "role": "viewer"},
+        {"admin"},
+        set(),
+    ),
+    ("create token", lambda w: "/tokens/", lambda w: {"name": "t", "role": "viewer"}, {"admin"}, set()),
+]
+
+
+def database_state() -> dict[str, list[dict[str, object]]]:
+    from django.apps import apps
+
+    tracked = [*apps.get_app_config("governance").get_models(), *apps.get_app_config("billing").get_models()]
+    snapshot = {}
+    for model in [*tracked, apps.get_model("auth", "User")]:
+        rows = list(model.objects.order_by("pk").values())
+        for row in rows:
+            row.pop("last_login", None)  # the sign-in of the test client itself
+        snapshot[model.__name__] = rows
+    return snapshot
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+@pytest.mark.parametrize(("name", "path", "form", "allowed", "hidden"), WRITES, ids=[w[0] for w in WRITES])
+def test_every_page_write_by_each_role_and_a_denied_one_changes_nothing(
+    world, principal, name, path, form, allowed, hidden
+):
+    client = client_of(principal, world)
+    before = database_state()
+
+    response = client.post(path(world), form(world))
+
+    if principal in allowed:
+        assert response.status_code in (200, 302), (name, response.status_code)
+        assert database_state() != before, f"{name} by {principal} changed nothing"
+        return
+    assert response.status_code == (404 if principal in hidden else 403), name
+    assert database_state() == before

@@ -112,3 +112,25 @@ def test_production_settings_keep_cookies_secure_and_sessions_short():
     assert settings.SESSION_COOKIE_HTTPONLY
     assert settings.SESSION_COOKIE_SAMESITE == "Lax"
     assert settings.SESSION_COOKIE_AGE <= 12 * 3600
+
+
+def test_google_and_github_switch_on_from_their_client_settings_and_send_people_there(settings):
+    """The providers themselves are on the internet, which tests never reach: this checks
+    the wiring up to the redirect (the OpenID Connect test goes all the way, on loopback)."""
+    client = Client()
+    assert b"Sign in with" not in client.get("/accounts/login/").content
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "google": {"APPS": [{"client_id": "google-client", "secret": "s"}], "SCOPE": ["openid", "email", "profile"],
+                   "OAUTH_PKCE_ENABLED": True},
+        "github": {"APPS": [{"client_id": "github-client", "secret": "s"}], "SCOPE": ["read:user", "user:email"]},
+    }  # fmt: skip
+
+    page = client.get("/accounts/login/").content.decode()
+    assert "Sign in with Google" in page and "Sign in with GitHub" in page
+    google = client.post("/accounts/google/login/")
+    assert google.status_code == 302
+    assert google["Location"].startswith("https://accounts.google.com/o/oauth2/v2/auth?")
+    assert "client_id=google-client" in google["Location"] and "code_challenge=" in google["Location"]
+    github = client.post("/accounts/github/login/")
+    assert github["Location"].startswith("https://github.com/login/oauth/authorize?")
+    assert "client_id=github-client" in github["Location"]
