@@ -19,6 +19,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from billing.services import EventInput, record_usage
+from bursar.gcpause import gc_paused
 from governance.actors import Actor
 from governance.models import GatewayNode
 from governance.selectors import Attribution, resolve_attribution
@@ -170,7 +171,7 @@ def process_batch(*, batch_id: UUID, alone: bool = False) -> BatchOutcome:
     rows; the IngestBatch rows marked processed.
     """
     started = time.perf_counter()
-    with transaction.atomic():
+    with gc_paused(), transaction.atomic():
         if connection.vendor == "postgresql":
             # Safe without waiting for the WAL flush: if this commit were lost in a crash,
             # the batches' "processed" mark is lost with it, they are still pending in the
