@@ -355,13 +355,16 @@ class BudgetWriteSerializer(serializers.Serializer[Budget]):
     hard_cap = serializers.BooleanField(default=True)
 
 
+def scope_ids(help_text: str) -> serializers.ManyRelatedField:
+    """A read-only list of ids: the customers or teams a grant, token or invitation covers."""
+    return serializers.ManyRelatedField(
+        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True, help_text=help_text
+    )
+
+
 class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
-    customers = serializers.ManyRelatedField(
-        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
-    )
-    teams = serializers.ManyRelatedField(
-        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
-    )
+    customers = scope_ids("customer ids the role is limited to (none: the whole organisation)")
+    teams = scope_ids("team ids the role is limited to")
 
     class Meta:
         model = ApiToken
@@ -405,12 +408,8 @@ class ApiTokenWriteSerializer(ScopeFields):
 
 
 class GrantSerializer(serializers.ModelSerializer[RoleGrant]):
-    customers = serializers.ManyRelatedField(
-        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
-    )
-    teams = serializers.ManyRelatedField(
-        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
-    )
+    customers = scope_ids("customer ids the role is limited to (none: the whole organisation)")
+    teams = scope_ids("team ids the role is limited to")
 
     class Meta:
         model = RoleGrant
@@ -439,12 +438,8 @@ class UserUpdateSerializer(serializers.Serializer[Any]):
 
 
 class InvitationSerializer(serializers.ModelSerializer[Invitation]):
-    customers = serializers.ManyRelatedField(
-        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
-    )
-    teams = serializers.ManyRelatedField(
-        child_relation=serializers.PrimaryKeyRelatedField(read_only=True), read_only=True
-    )
+    customers = scope_ids("customer ids the role is limited to (none: the whole organisation)")
+    teams = scope_ids("team ids the role is limited to")
     state = serializers.SerializerMethodField()
 
     class Meta:
