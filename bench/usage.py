@@ -243,10 +243,11 @@ def main() -> None:
     teams = list(Team.objects.order_by("pk")[:2])
     stamp = int(time.time())
     scoped = {
-        "customer viewer": create_user(actor=Actor.command("bench"), username=f"cv-{stamp}", email="",
-                                       password="x" * 16, role="viewer", customers=[biggest]),
-        "team lead": create_user(actor=Actor.command("bench"), username=f"tl-{stamp}", email="",
-                                 password="x" * 16, role="team_lead", teams=teams),
+        "customer viewer": create_user(actor=Actor.command("bench"), username=f"cv-{stamp}",
+                                       email=f"cv-{stamp}@bench.example", password="x" * 16, role="viewer",
+                                       customers=[biggest]),
+        "team lead": create_user(actor=Actor.command("bench"), username=f"tl-{stamp}",
+                                 email=f"tl-{stamp}@bench.example", password="x" * 16, role="team_lead", teams=teams),
     }  # fmt: skip
     for label, user in scoped.items():
         pages.force_login(user)
@@ -255,9 +256,10 @@ def main() -> None:
             measure(f"page: customers as a {label}", args.runs, page(lambda: f"/customers/?{span}")),
             measure(f"page: a team as a {label}", args.runs, page(lambda: f"/teams/{teams[0].pk}/?{span}")),
         ]
+        grant = user.role_grants.get()
         scoped_token = create_api_token(
-            actor=Actor.command("bench"), name=f"{label} {stamp}", role=user.role_grants.get().role,
-            now=timezone.now(), user=user,
+            actor=Actor.command("bench"), name=f"{label} {stamp}", role=grant.role, now=timezone.now(), user=user,
+            customers=list(grant.customers.all()), teams=list(grant.teams.all()),
         ).secret  # fmt: skip
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {scoped_token}")
         page_p95s.append(

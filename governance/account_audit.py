@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.core import context
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
@@ -28,7 +29,9 @@ def on_authenticator_saved(sender: Any, instance: Any, created: bool, **kwargs: 
         _record(context.request, instance.user, "mfa.enable", {"type": instance.type})
 
 
-def on_authenticator_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+def on_authenticator_deleted(sender: Any, instance: Any, origin: Any = None, **kwargs: Any) -> None:
+    if isinstance(origin, get_user_model()):  # the account itself is being deleted, with its factors
+        return
     _record(context.request, instance.user, "mfa.disable", {"type": instance.type})
 
 

@@ -24,6 +24,7 @@ from django.http import HttpRequest
 from django.shortcuts import render
 from django.utils import timezone
 
+from bursar.errors import DomainError
 from governance.actors import Actor, actor_from_request
 from governance.models import Role
 from governance.services import users as user_services
@@ -100,9 +101,14 @@ class SsoAdapter(DefaultSocialAccountAdapter):
         snapshot = {"username": user.get_username(), "email": user.email, "is_active": user.is_active}
         record_audit(actor=actor, action="user.create", instance=user, before=None, after=snapshot)
         invitation = user_services.pending_invitation(email=verified_email(sociallogin), now=now)
-        if invitation is not None:
-            user_services.grant_invited_role(actor=actor, invitation=invitation, user=user, now=now)
-        else:
-            provisioner = Actor(label="system:sso-auto-provision", via="ui", ip=ip)
-            user_services.set_grant(actor=provisioner, user=user, role=Role.VIEWER)
+        try:
+            if invitation is not None:
+                user_services.grant_invited_role(actor=actor, invitation=invitation, user=user, now=now)
+            elif settings.SSO_AUTO_PROVISION_VIEWERS:
+                provisioner = Actor(label="system:sso-auto-provision", via="ui", ip=ip)
+                user_services.set_grant(actor=provisioner, user=user, role=Role.VIEWER)
+            else:  # the invitation was revoked, expired or used since the sign-in began
+                raise _refuse(request, "Your invitation is no longer valid. Ask an admin for a new one.", user.email)
+        except DomainError as error:  # e.g. the invitation's customers and teams were deleted
+            raise _refuse(request, f"Your invitation cannot be accepted: {error}", user.email) from None
         return user

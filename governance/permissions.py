@@ -206,8 +206,10 @@ def token_grant(token: ApiToken, *, own: Grant | None = None) -> Grant | None:
         return own
     if not own.scoped:
         return owner
+    # Teams only as the owner holds them: a team of the owner's customer would also show
+    # that team's events for other customers, which the owner does not see.
     customers = own.customer_ids & owner.customer_ids
-    teams = own.team_ids & (owner.team_ids | _teams_of(owner.customer_ids))
+    teams = own.team_ids & owner.team_ids
     return Grant(own.role, customers, teams, scoped=True) if customers or teams else None
 
 

@@ -42,8 +42,9 @@ INVITATIONS_SHOWN = 50
 # --- how grants and scopes read ------------------------------------------------------------
 
 
-def scope_text(customers: Iterable[Customer], teams: Iterable[Team]) -> str:
-    """``"customers Acme; teams payments, search"``; '' for the whole organisation."""
+def scope_text(customers: Iterable[Customer], teams: Iterable[Team], *, scoped: bool = False) -> str:
+    """``"customers Acme; teams payments, search"``; '' for the whole organisation; a
+    scoped grant whose customers and teams were all deleted since sees nothing."""
     parts = []
     customer_names = [c.name for c in customers]
     team_slugs = [t.slug for t in teams]
@@ -51,6 +52,8 @@ def scope_text(customers: Iterable[Customer], teams: Iterable[Team]) -> str:
         parts.append("customers " + ", ".join(customer_names))
     if team_slugs:
         parts.append("teams " + ", ".join(team_slugs))
+    if scoped and not parts:
+        return "nothing (the customers and teams it was limited to were deleted)"
     return "; ".join(parts)
 
 
@@ -68,7 +71,10 @@ class GrantRow:
 
 
 def _grant_rows(user: User) -> list[GrantRow]:
-    rows = [GrantRow(g.role, scope_text(g.customers.all(), g.teams.all()), g) for g in user.role_grants.all()]
+    rows = [
+        GrantRow(g.role, scope_text(g.customers.all(), g.teams.all(), scoped=g.scoped), g)
+        for g in user.role_grants.all()
+    ]
     if user.is_superuser and not any(row.role == Role.ADMIN for row in rows):
         rows.append(GrantRow(Role.ADMIN, "", None))
     return sorted(rows, key=lambda row: row.role)
@@ -226,7 +232,7 @@ def _users_page(
         "page": number,
         "has_next": has_next,
         "invitations": [
-            InvitationRow(i, i.state(now), scope_text(i.customers.all(), i.teams.all()))
+            InvitationRow(i, i.state(now), scope_text(i.customers.all(), i.teams.all(), scoped=i.scoped))
             for i in invitations[:INVITATIONS_SHOWN]
         ],
         "errors": errors or {},
@@ -288,7 +294,7 @@ def _change_user(request: HttpRequest, user: User) -> str:
         return f"{name} now holds {GrantRow(grant.role, scope_text(customers, teams)).label}."
     if action == "revoke":
         grant = get_object_or_404(RoleGrant, pk=_posted_pk(request.POST, "grant"), user=user)
-        if user.pk == request.user.pk and grant.role == Role.ADMIN and not user.is_superuser:
+        if user.pk == request.user.pk and grant.role == Role.ADMIN:
             raise InvalidInput("you cannot take the admin role from yourself; ask another admin", field="form")
         user_services.revoke_role(actor=actor, grant=grant)
         return f"{name} no longer holds the {grant.role} role."
@@ -336,7 +342,7 @@ def _token_row(token: ApiToken, now: datetime) -> TokenRow:
         state = "expired"
     else:
         state = "active"
-    return TokenRow(token, scope_text(token.customers.all(), token.teams.all()), state)
+    return TokenRow(token, scope_text(token.customers.all(), token.teams.all(), scoped=token.scoped), state)
 
 
 def _expiry(raw: str) -> datetime | None:

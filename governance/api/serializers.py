@@ -363,7 +363,7 @@ def scope_ids(help_text: str) -> serializers.ManyRelatedField:
 
 
 class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
-    customers = scope_ids("customer ids the role is limited to (none: the whole organisation)")
+    customers = scope_ids("customer ids the role is limited to (none, with scoped false: the whole organisation)")
     teams = scope_ids("team ids the role is limited to")
 
     class Meta:
@@ -373,6 +373,7 @@ class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
             "name",
             "prefix",
             "role",
+            "scoped",
             "customers",
             "teams",
             "user",
@@ -408,12 +409,12 @@ class ApiTokenWriteSerializer(ScopeFields):
 
 
 class GrantSerializer(serializers.ModelSerializer[RoleGrant]):
-    customers = scope_ids("customer ids the role is limited to (none: the whole organisation)")
+    customers = scope_ids("customer ids the role is limited to (none, with scoped false: the whole organisation)")
     teams = scope_ids("team ids the role is limited to")
 
     class Meta:
         model = RoleGrant
-        fields = ["role", "customers", "teams", "created_at"]
+        fields = ["role", "scoped", "customers", "teams", "created_at"]
 
 
 class UserSerializer(serializers.ModelSerializer[Any]):
@@ -423,7 +424,18 @@ class UserSerializer(serializers.ModelSerializer[Any]):
 
     class Meta:
         model = get_user_model()
-        fields = ["id", "username", "email", "is_active", "last_login", "date_joined", "grants", "mfa_enabled", "sso"]
+        fields = [
+            "id",
+            "username",
+            "email",
+            "is_active",
+            "is_superuser",
+            "last_login",
+            "date_joined",
+            "grants",
+            "mfa_enabled",
+            "sso",
+        ]
         read_only_fields = fields
 
     def get_mfa_enabled(self, user: Any) -> bool:
@@ -438,13 +450,24 @@ class UserUpdateSerializer(serializers.Serializer[Any]):
 
 
 class InvitationSerializer(serializers.ModelSerializer[Invitation]):
-    customers = scope_ids("customer ids the role is limited to (none: the whole organisation)")
+    customers = scope_ids("customer ids the role is limited to (none, with scoped false: the whole organisation)")
     teams = scope_ids("team ids the role is limited to")
     state = serializers.SerializerMethodField()
 
     class Meta:
         model = Invitation
-        fields = ["id", "email", "role", "customers", "teams", "invited_by", "created_at", "expires_at", "state"]
+        fields = [
+            "id",
+            "email",
+            "role",
+            "scoped",
+            "customers",
+            "teams",
+            "invited_by",
+            "created_at",
+            "expires_at",
+            "state",
+        ]
 
     def get_state(self, invitation: Invitation) -> str:
         return invitation.state(timezone.now())

@@ -37,6 +37,7 @@ from governance.models import (
     Customer,
     GatewayNode,
     Invitation,
+    Role,
     Team,
     VirtualKey,
     VirtualKeyStatus,
@@ -439,6 +440,8 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewS
     @action(detail=True, methods=["delete"], url_path=r"grants/(?P<role>[a-z_]+)")
     def revoke_grant(self, request: Request, pk: str, role: str) -> Response:
         user = self.get_object()
+        if role == Role.ADMIN and user.pk == getattr(request.user, "pk", None):
+            raise InvalidInput("you cannot take the admin role from yourself; ask another admin", field="role")
         grant = user.role_grants.filter(role=role).first()
         if grant is None:
             raise NotFound(f"{user.get_username()} does not hold the {role} role", field="role")

@@ -14,6 +14,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from bursar.errors import Conflict, InvalidInput
 from governance.actors import Actor
@@ -53,6 +54,7 @@ def email_domain_refusal(email: str) -> str | None:
 def grant_snapshot(grant: RoleGrant | Invitation) -> dict[str, object]:
     return {
         "role": grant.role,
+        "scoped": grant.scoped,
         "customers": sorted(grant.customers.values_list("pk", flat=True)) if grant.pk else [],
         "teams": sorted(grant.teams.values_list("pk", flat=True)) if grant.pk else [],
     }
@@ -78,7 +80,7 @@ def create_user(
     Side effects: one User row, one RoleGrant row, AuditEntries (never the password).
     """
     validate_grant(role, customers, teams)
-    if get_user_model().objects.filter(email__iexact=email).exists():
+    if email and get_user_model().objects.filter(email__iexact=email).exists():
         raise Conflict(f"{email} already has an account", field="email")
     try:
         with transaction.atomic():
@@ -138,11 +140,25 @@ def revoke_role(*, actor: Actor, grant: RoleGrant) -> None:
 
     Side effects: deletes the RoleGrant row; one AuditEntry.
     """
+    if grant.role == Role.ADMIN:
+        _keep_an_admin(without=grant.user_id)
     before = {"user": grant.user_id, **grant_snapshot(grant)}
     record_audit(actor=actor, action="role.revoke", instance=grant, before=before, after=None)
     if grant.role == Role.ADMIN:  # superusers are admins: the flag goes with the grant
         get_user_model().objects.filter(pk=grant.user_id).update(is_staff=False, is_superuser=False)
     grant.delete()
+
+
+def _keep_an_admin(*, without: int) -> None:
+    """Refuse a change that would leave no active admin (only a shell could undo it)."""
+    admins = (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(role_grants__role=Role.ADMIN))
+        .exclude(pk=without)
+    )
+    if not admins.exists():
+        raise Conflict("this would leave no active admin; make someone else an admin first", field="role")
 
 
 @transaction.atomic
@@ -154,6 +170,8 @@ def set_user_active(*, actor: Actor, user: AbstractUser, active: bool) -> Abstra
     lock_for_update(user)
     if user.is_active == active:
         return user
+    if not active:
+        _keep_an_admin(without=user.pk)
     before = _user_snapshot(user)
     user.is_active = active
     user.save(update_fields=["is_active"])

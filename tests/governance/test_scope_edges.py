@@ -135,6 +135,7 @@ def test_revoking_the_admin_role_demotes_the_user_for_good():
     invited = invite(actor=ACTOR, email="boss@example.com", role="admin", now=now)
     user = accept_invitation(invitation=invited.invitation, now=now, username="boss", password="a long passphrase 42")
     assert user.is_superuser and user.is_staff and access_for(user).is_admin
+    make_user("admin")  # another admin remains
 
     revoke_role(actor=ACTOR, grant=RoleGrant.objects.get(user_id=user.pk, role="admin"))
 
@@ -178,3 +179,55 @@ def test_the_audit_trigger_lets_actor_links_be_cleared_but_not_repointed():
         AuditEntry.objects.filter(pk=entry.pk).update(actor_user=other)
     AuditEntry.objects.filter(actor_user=user).update(actor_user=None)  # what deleting a user does
     assert user.pk
+
+
+def test_the_last_active_admin_cannot_be_demoted_or_deactivated_by_anyone():
+    from governance.services.users import set_user_active
+
+    only = make_user("admin")
+    with pytest.raises(Conflict, match="no active admin"):
+        revoke_role(actor=ACTOR, grant=RoleGrant.objects.get(user_id=only.pk, role="admin"))
+    with pytest.raises(Conflict, match="no active admin"):
+        set_user_active(actor=ACTOR, user=only, active=False)
+    second = make_user("admin")
+    revoke_role(actor=ACTOR, grant=RoleGrant.objects.get(user_id=only.pk, role="admin"))  # one is left
+    api = bearer(make_token("admin", user=second).secret)
+    assert api.delete(f"/api/v1/users/{second.pk}/grants/admin/").status_code == 400  # not yourself
+    assert RoleGrant.objects.filter(user_id=second.pk, role="admin").exists()
+
+
+def test_a_token_of_a_customers_viewer_cannot_name_that_customers_teams(gateway):
+    mine, theirs = make_customer(external_id="c_one"), make_customer(external_id="c_two_secret")
+    make_team(slug="t-c1", customer=mine)
+    team = make_team(slug="t-c1b", customer=mine)
+    ingest(gateway, [native_event(request_id="odd", customer="c_two_secret", team="t-c1b", cost="6.50")])
+    owner = make_user("viewer", customers=[mine])
+    with pytest.raises(InvalidInput, match="limited to fewer"):
+        make_token("viewer", user=owner, teams=[team])
+    assert theirs.pk
+
+
+def test_deleting_a_user_with_two_factor_works_and_keeps_the_log():
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    user = make_user("viewer")
+    TOTP.activate(user, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    with transaction.atomic():
+        type(user).objects.get(pk=user.pk).delete()
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what the commit would check
+    assert AuditEntry.objects.filter(action="mfa.enable").exists()
+
+
+def test_re_granting_a_scope_that_lost_its_objects_is_audited():
+    team = make_team()
+    user = make_user("viewer", teams=[team])
+    delete_team(actor=ACTOR, team=team)
+    from governance.services.users import set_grant
+
+    set_grant(actor=ACTOR, user=user, role="viewer")  # now organisation-wide: a real change
+    entry = AuditEntry.objects.filter(action="role.change").latest("id")
+    assert entry.before is not None and entry.after is not None
+    assert (entry.before["scoped"], entry.after["scoped"]) == (True, False)

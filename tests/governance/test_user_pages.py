@@ -347,13 +347,12 @@ def test_a_grant_of_another_user_cannot_be_revoked_through_this_page(admin_clien
 
 def test_admins_cannot_lock_themselves_out(admin_client, admin):
     own = RoleGrant.objects.get(user=admin, role="admin")
-    admin.is_superuser = False
-    admin.save(update_fields=["is_superuser"])
+    make_user("admin")  # even with another admin left, not through their own hands
     url = f"/users/{admin.pk}/"
     assert admin_client.post(url, {"action": "deactivate"}).status_code == 400
     assert admin_client.post(url, {"action": "revoke", "grant": own.pk}).status_code == 400
     admin.refresh_from_db()
-    assert admin.is_active and RoleGrant.objects.filter(pk=own.pk).exists()
+    assert admin.is_active and admin.is_superuser and RoleGrant.objects.filter(pk=own.pk).exists()
 
 
 def test_unknown_users_and_actions(admin_client):
