@@ -230,6 +230,24 @@ class UsageDailyByCustomerModel(UsageSums):
         return f"{self.bucket:%Y-%m-%d} customer {self.customer_id} {self.provider}/{self.model}"
 
 
+class UsageDailyByTeamModel(UsageSums):
+    """Daily (UTC) sums per team and model: what a team lead (or a team-scoped viewer)
+    reads over weeks, instead of the team's hourly rows across every dimension."""
+
+    team_id = models.BigIntegerField(default=0)
+    provider = models.CharField(max_length=100)
+    model = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "team_id", "provider", "model"], name="usage_daily_tm_uniq")
+        ]
+        indexes = [models.Index(fields=["team_id", "bucket"], name="usage_daily_tm_team")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d} team {self.team_id} {self.provider}/{self.model}"
+
+
 class UsageDailyByCustomer(UsageSums):
     """Daily (UTC) sums per customer: spend per customer over any range of whole days."""
 

@@ -72,8 +72,9 @@ def _parts(query: UsageQuery) -> list[tuple[type[UsageSums], datetime, datetime]
     same rows.
     """
     needed = set(query.group_by) | {dim for attr, dim in _FILTER_DIMENSIONS.items() if getattr(query, attr)}
-    if not query.within.everything:
-        needed |= {"customer", "team"}
+    if not query.within.everything:  # the scope filters on the columns it names (usage_q)
+        needed |= {"customer"} if query.within.customer_ids else set()
+        needed |= {"team"} if query.within.team_ids else set()
     whole: list[tuple[type[UsageSums], datetime, datetime]] = [(UsageRollup, query.start, query.end)]
     days_allowed = query.granularity != "hour" and query.timezone == "UTC"
     for tier in TIERS:

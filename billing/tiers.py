@@ -16,6 +16,7 @@ from billing.models import (
     UsageDailyByKey,
     UsageDailyByModel,
     UsageDailyByStage,
+    UsageDailyByTeamModel,
     UsageHourlyByCustomer,
     UsageHourlyByModel,
     UsageSums,
@@ -58,6 +59,7 @@ class Tier:
 def _tier(model: type[UsageSums], granularity: str, *columns: str) -> Tier:
     names = {
         "customer_id": "customer",
+        "team_id": "team",
         "virtual_key_id": "virtual_key",
         "provider": "provider",
         "model": "model",
@@ -81,4 +83,5 @@ TIERS = (
     _tier(UsageHourlyByCustomer, "hour", "customer_id"),
     _tier(UsageDailyByCustomerModel, "day", "customer_id", "provider", "model"),
     _tier(UsageDailyByKey, "day", "virtual_key_id"),
+    _tier(UsageDailyByTeamModel, "day", "team_id", "provider", "model"),
 )

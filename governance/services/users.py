@@ -170,7 +170,7 @@ def set_user_active(*, actor: Actor, user: AbstractUser, active: bool) -> Abstra
     lock_for_update(user)
     if user.is_active == active:
         return user
-    if not active:
+    if not active and (user.is_superuser or RoleGrant.objects.filter(user_id=user.pk, role=Role.ADMIN).exists()):
         _keep_an_admin(without=user.pk)
     before = _user_snapshot(user)
     user.is_active = active

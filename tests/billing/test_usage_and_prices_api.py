@@ -11,7 +11,7 @@ from billing.repricing import run_reprice
 from governance.models import AuditEntry, BudgetPeriod
 from ingest.models import IngestBatch
 from ingest.services import process_batch
-from tests.factories import make_budget, make_customer, native_event
+from tests.factories import make_budget, make_customer, make_team, native_event
 
 pytestmark = pytest.mark.django_db
 
@@ -306,6 +306,8 @@ def test_purging_old_batches_keeps_the_counters(admin_api, gateway):
         {"granularity": "hour", "group_by": "model", "timezone": "Asia/Kolkata"},
         {"granularity": "day", "customer": "acme", "group_by": "model"},
         {"granularity": "total", "customer": "acme,globex", "group_by": "customer,model"},
+        {"granularity": "day", "team": "red", "group_by": "model"},
+        {"granularity": "total", "group_by": "team,provider,model"},
     ],
 )
 def test_rollup_tiers_give_the_same_answers_as_the_hourly_rows(admin_api, gateway, monkeypatch, params):
@@ -314,10 +316,13 @@ def test_rollup_tiers_give_the_same_answers_as_the_hourly_rows(admin_api, gatewa
 
     make_customer(external_id="acme")
     make_customer(external_id="globex")
+    make_team(slug="red")
+    make_team(slug="blue")
     events = [
         native_event(
             request_id=f"t{n}",
             customer=("acme", "globex")[n % 2],
+            team=("red", "blue", "")[n % 3],
             cost=str(n / 100),
             latency_ms=40 * n,
             model=("gpt-4o-mini", "gpt-4.1")[n % 3 == 0],
