@@ -231,20 +231,22 @@ class UsageDailyByCustomerModel(UsageSums):
 
 
 class UsageDailyByTeamModel(UsageSums):
-    """Daily (UTC) sums per team, customer and model: what a team lead, or a customer's
-    viewer opening one of its teams, reads over weeks, instead of hourly rows across every
-    dimension. (A team's events almost always name one customer, so the customer column
-    adds few rows.)"""
+    """Daily (UTC) sums per team, customer, model and pipeline stage: what a team lead, or
+    a customer's viewer opening one of its teams, reads over weeks, instead of hourly rows
+    across every dimension. (A team's events almost always name one customer, so the
+    customer column adds few rows.)"""
 
     team_id = models.BigIntegerField(default=0)
     customer_id = models.BigIntegerField(default=0)
     provider = models.CharField(max_length=100)
     model = models.CharField(max_length=200)
+    pipeline_stage = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["bucket", "team_id", "customer_id", "provider", "model"], name="usage_daily_tm_uniq"
+                fields=["bucket", "team_id", "customer_id", "provider", "model", "pipeline_stage"],
+                name="usage_daily_tm_uniq",
             )
         ]
         indexes = [models.Index(fields=["team_id", "bucket"], name="usage_daily_tm_team")]

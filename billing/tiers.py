@@ -83,5 +83,5 @@ TIERS = (
     _tier(UsageHourlyByCustomer, "hour", "customer_id"),
     _tier(UsageDailyByCustomerModel, "day", "customer_id", "provider", "model"),
     _tier(UsageDailyByKey, "day", "virtual_key_id"),
-    _tier(UsageDailyByTeamModel, "day", "team_id", "customer_id", "provider", "model"),
+    _tier(UsageDailyByTeamModel, "day", "team_id", "customer_id", "provider", "model", "pipeline_stage"),
 )
