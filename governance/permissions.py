@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from governance.models import ApiToken, Budget, BudgetScope, Role, Team, VirtualKey
+from governance.models import ApiToken, BudgetScope, Role, Team, VirtualKey
 
 
 @dataclass(frozen=True)
@@ -138,10 +138,6 @@ def _teams_by_customer(customer_ids: Iterable[int]) -> dict[int, frozenset[int]]
         for team_id, customer_id in Team.objects.filter(customer_id__in=ids).values_list("pk", "customer_id"):
             found[customer_id].add(team_id)
     return {pk: frozenset(teams) for pk, teams in found.items()}
-
-
-def _teams_of(customer_ids: Iterable[int]) -> frozenset[int]:
-    return frozenset().union(*_teams_by_customer(customer_ids).values())
 
 
 def access_from_grants(grants: Iterable[Grant]) -> Access:
@@ -311,11 +307,6 @@ def can_manage_users(access: Access) -> bool:
     return access.is_admin
 
 
-def can_export(access: Access) -> bool:
-    """CSV exports of what the request can already see."""
-    return bool(access.roles)
-
-
 # --- What a request may see (scopes) ------------------------------------------------------
 
 
@@ -330,12 +321,6 @@ def budget_q(visibility: Visibility) -> Q:
         | Q(scope_type=BudgetScope.VIRTUAL_KEY, virtual_key__team_id__in=teams)
         | Q(scope_type=BudgetScope.VIRTUAL_KEY, virtual_key__customer_id__in=sorted(visibility.customer_ids))
     )
-
-
-def can_see_budget(access: Access, budget: Budget) -> bool:
-    if access.spend.everything:
-        return True
-    return Budget.objects.filter(budget_q(access.spend), pk=budget.pk).exists()
 
 
 def can_manage_key(access: Access, key: VirtualKey) -> bool:
