@@ -49,6 +49,18 @@ PRICE_RATE_COLUMNS = (
     "per_gpu_second",
     "per_request",
 )
+EVENT_CSV_COLUMNS = (
+    "occurred_at",
+    "request_id",
+    "provider",
+    "model",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "latency_ms",
+)
+EVENT_CSV_HEADERS = {"cost": "cost_usd"}
 BREAKDOWNS = {"model": "Model", "provider": "Provider", "team": "Team", "pipeline_stage": "Pipeline stage"}
 
 
@@ -468,28 +480,8 @@ def scope_events(request: HttpRequest, kind: str, pk: str) -> HttpResponse:
     if wants_csv(request):
         return csv_response(
             f"{kind}_{pk}_events.csv",
-            [
-                "occurred_at",
-                "request_id",
-                "provider",
-                "model",
-                "status",
-                "input_tokens",
-                "output_tokens",
-                "cost_usd",
-                "latency_ms",
-            ],
-            events.values_list(
-                "occurred_at",
-                "request_id",
-                "provider",
-                "model",
-                "status",
-                "input_tokens",
-                "output_tokens",
-                "cost",
-                "latency_ms",
-            )[:100_000],
+            [EVENT_CSV_HEADERS.get(name, name) for name in EVENT_CSV_COLUMNS],
+            events.values_list(*EVENT_CSV_COLUMNS)[:100_000],
         )
     rows, number, has_next = page_of(events, request)
     return render(

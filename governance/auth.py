@@ -98,8 +98,7 @@ class SsoAdapter(DefaultSocialAccountAdapter):
         user = super().save_user(request, sociallogin, form)
         now, ip = timezone.now(), actor_from_request(request, via="ui").ip
         actor = Actor(label=f"user:{user.get_username()}", via="ui", user_id=user.pk, ip=ip)
-        snapshot = {"username": user.get_username(), "email": user.email, "is_active": user.is_active}
-        record_audit(actor=actor, action="user.create", instance=user, before=None, after=snapshot)
+        user_services.record_user_created(actor=actor, user=user)
         invitation = user_services.pending_invitation(email=verified_email(sociallogin), now=now)
         try:
             if invitation is not None:

@@ -294,14 +294,10 @@ def _change_user(request: HttpRequest, user: User) -> str:
         return f"{name} now holds {GrantRow(grant.role, scope_text(customers, teams)).label}."
     if action == "revoke":
         grant = get_object_or_404(RoleGrant, pk=_posted_pk(request.POST, "grant"), user=user)
-        if user.pk == request.user.pk and grant.role == Role.ADMIN:
-            raise InvalidInput("you cannot take the admin role from yourself; ask another admin", field="form")
         user_services.revoke_role(actor=actor, grant=grant)
         return f"{name} no longer holds the {grant.role} role."
     if action in ("deactivate", "reactivate"):
         active = action == "reactivate"
-        if not active and user.pk == request.user.pk:
-            raise InvalidInput("you cannot deactivate your own account; ask another admin", field="form")
         user_services.set_user_active(actor=actor, user=user, active=active)
         if active:
             return f"{name} is active again."
@@ -397,7 +393,7 @@ def _tokens_page(
     request: HttpRequest, *, errors: dict[str, str] | None = None, form: Any = None, status: int = 200
 ) -> HttpResponse:
     now = timezone.now()
-    listed = selectors.list_api_tokens().prefetch_related("customers", "teams")
+    listed = selectors.list_api_tokens()
     found, number, has_next = page_of(listed, request)
     context: dict[str, Any] = {
         "rows": [_token_row(token, now) for token in found],

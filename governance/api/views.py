@@ -37,7 +37,6 @@ from governance.models import (
     Customer,
     GatewayNode,
     Invitation,
-    Role,
     Team,
     VirtualKey,
     VirtualKeyStatus,
@@ -423,8 +422,6 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewS
     def partial_update(self, request: Request, pk: str) -> Response:
         active = self.validated().validated_data["is_active"]
         user = self.get_object()
-        if not active and user.pk == getattr(request.user, "pk", None):
-            raise InvalidInput("you cannot deactivate yourself", field="is_active")
         users.set_user_active(actor=self.actor(), user=user, active=active)
         return self.respond(selectors.list_users().get(pk=user.pk))
 
@@ -440,8 +437,6 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewS
     @action(detail=True, methods=["delete"], url_path=r"grants/(?P<role>[a-z_]+)")
     def revoke_grant(self, request: Request, pk: str, role: str) -> Response:
         user = self.get_object()
-        if role == Role.ADMIN and user.pk == getattr(request.user, "pk", None):
-            raise InvalidInput("you cannot take the admin role from yourself; ask another admin", field="role")
         grant = user.role_grants.filter(role=role).first()
         if grant is None:
             raise NotFound(f"{user.get_username()} does not hold the {role} role", field="role")

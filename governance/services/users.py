@@ -64,6 +64,14 @@ def _user_snapshot(user: AbstractUser) -> dict[str, object]:
     return {"username": user.get_username(), "email": user.email, "is_active": user.is_active}
 
 
+def record_user_created(*, actor: Actor, user: AbstractUser) -> None:
+    """The audit entry of a new account, however it came (admin, invitation, SSO).
+
+    Side effects: one AuditEntry (never the password); runs in the creating transaction.
+    """
+    record_audit(actor=actor, action="user.create", instance=user, before=None, after=_user_snapshot(user))
+
+
 @transaction.atomic
 def create_user(
     *,
@@ -90,7 +98,7 @@ def create_user(
     if password is None:
         user.set_unusable_password()
         user.save(update_fields=["password"])
-    record_audit(actor=actor, action="user.create", instance=user, before=None, after=_user_snapshot(user))
+    record_user_created(actor=actor, user=user)
     set_grant(actor=actor, user=user, role=role, customers=customers, teams=teams)
     return user
 
@@ -136,11 +144,14 @@ def set_grant(
 
 @transaction.atomic
 def revoke_role(*, actor: Actor, grant: RoleGrant) -> None:
-    """Take a role away from a user.
+    """Take a role away from a user. Nobody takes the admin role from themselves, and the
+    last active admin keeps it.
 
     Side effects: deletes the RoleGrant row; one AuditEntry.
     """
     if grant.role == Role.ADMIN:
+        if actor.user_id == grant.user_id:
+            raise InvalidInput("you cannot take the admin role from yourself; ask another admin", field="role")
         _keep_an_admin(without=grant.user_id)
     before = {"user": grant.user_id, **grant_snapshot(grant)}
     record_audit(actor=actor, action="role.revoke", instance=grant, before=before, after=None)
@@ -164,9 +175,12 @@ def _keep_an_admin(*, without: int) -> None:
 @transaction.atomic
 def set_user_active(*, actor: Actor, user: AbstractUser, active: bool) -> AbstractUser:
     """Deactivate (sign-in refused, sessions and API tokens stop working) or reactivate.
+    Nobody deactivates themselves, and the last active admin stays active.
 
     Side effects: updates the User row; one AuditEntry when it changed.
     """
+    if not active and actor.user_id == user.pk:
+        raise InvalidInput("you cannot deactivate your own account; ask another admin", field="is_active")
     lock_for_update(user)
     if user.is_active == active:
         return user
@@ -313,7 +327,7 @@ def accept_invitation(
     except IntegrityError:
         raise Conflict(f"a user named {username!r} already exists", field="username") from None
     actor = Actor(label=f"user:{username}", via="ui", user_id=user.pk, ip=ip)
-    record_audit(actor=actor, action="user.create", instance=user, before=None, after=_user_snapshot(user))
+    record_user_created(actor=actor, user=user)
     grant_invited_role(actor=actor, invitation=invitation, user=user, now=now)
     return user
 
